@@ -1,0 +1,116 @@
+"""Shared by the corpus builders: where the raw data lives, and the Parquet + README export for the Hub.
+
+Each builder module (``ade_corpus``, ``chinese_healthner``) calls :func:`resolve_data_dir` to find its raw
+files and :func:`export_parquet` to write a folder that ``datasets.load_dataset(folder, config)`` reads
+offline (Parquet files + a ``README.md`` whose YAML ``configs:`` section maps configs to files).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import datasets
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+class DataDirError(FileNotFoundError):
+    """The raw corpus folder is missing or incomplete."""
+
+
+def resolve_data_dir(
+    data_dir: str | os.PathLike | None,
+    *,
+    env_var: str,
+    default_subdir: str,
+    required_files: Sequence[str],
+    corpus_name: str,
+) -> Path:
+    """Find a corpus folder: ``data_dir`` if given, else ``$env_var``, else ``../shared/data/<default_subdir>``.
+
+    Raises :class:`DataDirError` listing every expected file and every place looked at when the folder
+    does not exist or lacks one of ``required_files`` (paths relative to the folder).
+    """
+    if data_dir is not None:
+        candidates = [("--data-dir / data_dir", Path(data_dir))]
+    elif os.environ.get(env_var):
+        candidates = [(f"${env_var}", Path(os.environ[env_var]))]
+    else:
+        candidates = [("default", SHARED_DATA / default_subdir)]
+    source, folder = candidates[0]
+    missing = [f for f in required_files if not (folder / f).is_file()]
+    if folder.is_dir() and not missing:
+        return folder
+    expected = "\n".join(f"  - {f}" for f in required_files)
+    if not folder.is_dir():
+        problem = f"folder {folder} ({source}) does not exist"
+    else:
+        problem = f"folder {folder} ({source}) lacks: " + ", ".join(missing)
+    raise DataDirError(
+        f"{corpus_name}: {problem}.\n"
+        f"Expected these files in it:\n{expected}\n"
+        f"Looked in: {folder}. Point to your copy with --data-dir DIR (data_dir=DIR in Python) "
+        f"or the environment variable {env_var}; the default is {SHARED_DATA / default_subdir}."
+    )
+
+
+def build_dataset_dict(
+    builder_cls: type[datasets.DatasetBuilder], config_name: str, **builder_kwargs
+) -> datasets.DatasetDict:
+    """Instantiate ``builder_cls`` directly (``datasets`` >= 4 refuses loading scripts) and build it.
+
+    ``builder_kwargs`` go to the builder (``data_dir``, ``data_files``, ...). Without a ``cache_dir`` the
+    Arrow files go to a fresh temporary folder, so nothing stale is ever read back.
+    """
+    builder_kwargs.setdefault("cache_dir", tempfile.mkdtemp(prefix="modeling_ade_ds_"))
+    builder = builder_cls(config_name=config_name, **builder_kwargs)
+    builder.download_and_prepare()
+    return builder.as_dataset()
+
+
+def export_parquet(
+    out_dir: str | os.PathLike,
+    datasets_by_config: Iterable[tuple[str, datasets.DatasetDict]],
+    card_body: str,
+    *,
+    pretty_name: str,
+    license: str = "unknown",
+    language: Sequence[str] = ("en",),
+    default_config: str | None = None,
+) -> Path:
+    """Write ``OUT/<config>/<split>.parquet`` for every config and a ``README.md`` with YAML ``configs:``.
+
+    ``card_body`` is the Markdown below the YAML header (description, statistics, citations).
+    Returns the output folder.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_lines = []
+    for name, dsd in datasets_by_config:
+        config_lines.append(f"- config_name: {name}")
+        if name == default_config:
+            config_lines.append("  default: true")
+        config_lines.append("  data_files:")
+        for split, ds in dsd.items():
+            rel = f"{name}/{split}.parquet"
+            (out / name).mkdir(parents=True, exist_ok=True)
+            ds.to_parquet(str(out / rel))
+            config_lines.append(f"  - split: {split}")
+            config_lines.append(f"    path: {rel}")
+    header = [
+        "---",
+        f"pretty_name: {pretty_name}",
+        f"license: {license}",
+        "language:",
+        *[f"- {lang}" for lang in language],
+        "configs:",
+        *config_lines,
+        "---",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(header) + card_body.rstrip() + "\n", encoding="utf-8")
+    return out
