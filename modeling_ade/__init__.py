@@ -1,0 +1,22 @@
+"""modeling-ade: Hub-ready models for biomedical information extraction.
+
+Importing the package registers the configs with ``AutoConfig``, the models with the matching
+``AutoModel...`` classes and the pipelines with ``PIPELINE_REGISTRY``.
+"""
+
+from transformers import AutoConfig, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration_joint_ner_re import JointNerReConfig
+from .modeling_joint_ner_re import JointNerReForAdeExtraction, JointNerReOutput
+from .pipeline_ade_extraction import AdeExtractionPipeline
+
+AutoConfig.register(JointNerReConfig.model_type, JointNerReConfig)
+AutoModel.register(JointNerReConfig, JointNerReForAdeExtraction)
+JointNerReConfig.register_for_auto_class()
+JointNerReForAdeExtraction.register_for_auto_class("AutoModel")
+PIPELINE_REGISTRY.register_pipeline(
+    "ade-extraction", pipeline_class=AdeExtractionPipeline, pt_model=AutoModel, type="text"
+)
+
+__all__ = ["AdeExtractionPipeline", "JointNerReConfig", "JointNerReForAdeExtraction", "JointNerReOutput"]

@@ -1,0 +1,137 @@
+"""ADE corpus records -> model features, the batch collator and length-grouped batching (training side).
+
+A record has the schema of ``datasets_scripts.ade_corpus`` (``text``, ``entities`` with character offsets,
+``relations`` with ``head``/``tail`` indices into ``entities``). Features are variable-length lists; the
+collator pads each batch only to its own longest sentence (ADE sentences are short).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Sampler
+
+from .alignment import IGNORE, AlignmentCounts, align_entities_to_subwords
+from .configuration_joint_ner_re import JointNerReConfig
+from .modeling_joint_ner_re import PAD, candidate_pairs
+
+
+@dataclass
+class EncodedSentence:
+    features: dict
+    counts: AlignmentCounts
+    truncated: bool
+    gold_relations_not_candidates: int
+
+
+def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_length: int) -> EncodedSentence:
+    """One corpus record -> features: ``input_ids``, ``attention_mask`` (+ ``token_type_ids``), ``word_index``,
+    ``labels`` (BIO ids at first sub-words), ``entity_spans`` ``[[first_token, last_token, type_index]]`` of the
+    gold entities that could be placed, ``gold_relations`` ``[[head, tail, relation_label]]`` indices into
+    ``entity_spans``. Entities lost to truncation are counted, never dropped silently."""
+    encoding = tokenizer(record["text"], truncation=True, max_length=max_length, return_offsets_mapping=True)
+    word_ids = encoding.word_ids()
+    truncated = len(tokenizer(record["text"])["input_ids"]) > max_length
+    entities = [(e["start"], e["end"], e["type"]) for e in record["entities"]]
+    aligned = align_entities_to_subwords(
+        encoding["offset_mapping"], word_ids, entities, config.label2id, text_length=len(record["text"])
+    )
+    type_index = {t: i for i, t in enumerate(config.entity_types)}
+    relation_index = {label: i for i, label in enumerate(config.relation_labels)}
+    spans, new_index = [], {}
+    for i, span in enumerate(aligned.token_spans):
+        if span is not None:
+            new_index[i] = len(spans)
+            spans.append([span[0], span[1], type_index[entities[i][2]]])
+    candidates = {tuple(p) for p in config.relation_candidate_types}
+    gold, not_candidates = [], 0
+    for rel in record["relations"]:
+        head, tail = rel["head"], rel["tail"]
+        if (entities[head][2], entities[tail][2]) not in candidates:
+            not_candidates += 1
+        elif head in new_index and tail in new_index:
+            gold.append([new_index[head], new_index[tail], relation_index[rel["type"]]])
+    features = {
+        "input_ids": encoding["input_ids"],
+        "attention_mask": encoding["attention_mask"],
+        "word_index": [0 if w is None else w + 1 for w in word_ids],
+        "labels": aligned.labels,
+        "entity_spans": spans,
+        "gold_relations": gold,
+    }
+    if "token_type_ids" in encoding:
+        features["token_type_ids"] = encoding["token_type_ids"]
+    return EncodedSentence(features, aligned.counts, truncated, not_candidates)
+
+
+class AdeCollator:
+    """Pads a list of feature dicts to the batch's longest sentence / entity list and builds every
+    candidate relation pair (``modeling_joint_ner_re.candidate_pairs``, the model's own rule) with its label:
+    the gold relation label, or 0 (``none``)."""
+
+    def __init__(self, pad_token_id: int, candidate_types: torch.Tensor):
+        self.pad_token_id = pad_token_id
+        self.candidate_types = candidate_types
+
+    def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
+        length = max(len(f["input_ids"]) for f in features)
+        num_entities = max(len(f["entity_spans"]) for f in features)
+
+        def pad(key: str, value: int) -> torch.Tensor:
+            return torch.tensor([f[key] + [value] * (length - len(f[key])) for f in features], dtype=torch.long)
+
+        batch = {
+            "input_ids": pad("input_ids", self.pad_token_id),
+            "attention_mask": pad("attention_mask", 0),
+            "word_index": pad("word_index", 0),
+            "labels": pad("labels", IGNORE),
+        }
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = pad("token_type_ids", 0)
+        spans = torch.full((len(features), num_entities, 3), PAD, dtype=torch.long)
+        for b, f in enumerate(features):
+            if f["entity_spans"]:
+                spans[b, : len(f["entity_spans"])] = torch.tensor(f["entity_spans"])
+        pairs = candidate_pairs(spans, self.candidate_types)  # shape: (B, P, 2)
+        relation_labels = torch.where(pairs[..., 0] >= 0, 0, IGNORE)  # shape: (B, P)
+        for b, f in enumerate(features):
+            gold = {(h, t): label for h, t, label in f["gold_relations"]}
+            for p, (h, t) in enumerate(pairs[b].tolist()):
+                if (h, t) in gold:
+                    relation_labels[b, p] = gold[(h, t)]
+        batch.update(entity_spans=spans, relation_pairs=pairs, relation_labels=relation_labels)
+        return batch
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
+    """Shuffle, cut into mega-batches of ``group_factor * batch_size``, sort each by length (longest first),
+    cut into batches, shuffle the batches. Padding waste stays small while the order stays random."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    mega = batch_size * group_factor
+    batches = []
+    for i in range(0, len(order), mega):
+        chunk = sorted(order[i : i + mega], key=lambda j: -lengths[j])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batch sampler over :func:`length_grouped_batches`; a new order every epoch (``set_epoch``)."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch))
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)

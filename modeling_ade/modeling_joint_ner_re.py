@@ -1,0 +1,311 @@
+"""Joint NER + relation extraction of adverse drug events: one shared encoder, two heads.
+
+- NER head: dropout + linear + softmax over BIO tags at every token; a word's tag is the tag of its first
+  sub-word (later sub-words carry label -100 and are ignored in the loss and in decoding).
+- Relation head (R-BERT style): for a candidate pair (head entity, tail entity) take the encoder state of
+  each entity's **last** sub-word and of ``[CLS]``; each goes through ``tanh`` then its own linear layer
+  (W1, W2, W0); the three are concatenated, passed through W3 and an MLP; softmax over relation labels.
+- Loss: ``λ·L_ner + (1 − λ)·L_rel``. Training feeds gold entities to the relation head; inference feeds the
+  entities the NER head predicted. Every candidate pair of a batch is classified from one encoder pass.
+
+Hub code: imports only ``torch``, ``transformers`` and sibling files (relative imports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_joint_ner_re import JointNerReConfig
+
+PAD = -1  # padding value of entity_spans / relation_pairs rows
+_POOLED_ENCODERS = {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}  # take `add_pooling_layer`
+
+
+@dataclass
+class JointNerReOutput(ModelOutput):
+    """Output of [`JointNerReForAdeExtraction`], the same in training and inference.
+
+    Shapes: B batch, T tokens, L NER labels, E entities per sentence (padded), P candidate pairs per
+    sentence (padded), R relation labels.
+
+    Args:
+        loss (`()`, when `labels` and/or `relation_labels` are given): `λ·ner_loss + (1 − λ)·relation_loss`.
+        ner_loss (`()`, when `labels` are given).
+        relation_loss (`()`, when `relation_labels` are given; 0 when the batch has no candidate pair).
+        ner_logits (`(B, T, L)`): NER scores at every token (only first sub-words are meaningful).
+        entity_spans (`(B, E, 3)` long): `[first_token, last_token, entity_type_index]` of the entities the
+            relation head saw (the given gold ones, or those decoded from `ner_logits`); rows of -1 are padding.
+        entity_scores (`(B, E)`): mean probability of the decoded tags of each entity (1.0 for given entities).
+        relation_pairs (`(B, P, 2)` long): `[head_entity, tail_entity]` indices into `entity_spans`; -1 = padding.
+        relation_logits (`(B, P, R)`): relation scores of every candidate pair.
+    """
+
+    loss: torch.Tensor | None = None
+    ner_loss: torch.Tensor | None = None
+    relation_loss: torch.Tensor | None = None
+    ner_logits: torch.Tensor | None = None
+    entity_spans: torch.Tensor | None = None
+    entity_scores: torch.Tensor | None = None
+    relation_pairs: torch.Tensor | None = None
+    relation_logits: torch.Tensor | None = None
+
+
+def first_subword_mask(word_index: torch.Tensor) -> torch.Tensor:
+    """``word_index (B, T)`` (1-based word of each token, 0 for special/padding) -> ``(B, T)`` bool, True at the
+    first sub-word of every word."""
+    previous = torch.nn.functional.pad(word_index[:, :-1], (1, 0), value=0)  # shape: (B, T)
+    return (word_index > 0) & (word_index != previous)
+
+
+def last_subword_mask(word_index: torch.Tensor) -> torch.Tensor:
+    """``word_index (B, T)`` -> ``(B, T)`` bool, True at the last sub-word of every word."""
+    following = torch.nn.functional.pad(word_index[:, 1:], (0, 1), value=0)  # shape: (B, T)
+    return (word_index > 0) & (word_index != following)
+
+
+def decode_bio_entities(
+    tag_ids: list[int], id2label: dict[int, str], entity_types: list[str]
+) -> list[tuple[int, int, int]]:
+    """Word-level BIO tags -> entities ``(first_word, last_word, type_index)``, chunked as conlleval does
+    (an ``I-X`` after ``O`` or after another type starts a new entity)."""
+    entities: list[tuple[int, int, int]] = []
+    start, current = -1, None
+    for i, tag_id in enumerate([*tag_ids, None]):
+        tag = "O" if tag_id is None else id2label[tag_id]
+        prefix, _, etype = tag.partition("-")
+        begins = prefix == "B" or (prefix == "I" and etype != current)
+        if current is not None and (tag == "O" or begins):
+            entities.append((start, i - 1, entity_types.index(current)))
+            current = None
+        if begins and etype in entity_types:
+            start, current = i, etype
+    return entities
+
+
+def candidate_pairs(entity_spans: torch.Tensor, candidate_types: torch.Tensor) -> torch.Tensor:
+    """Every (head, tail) entity pair whose types form a candidate type pair.
+
+    entity_spans ``(B, E, 3)`` (``[first, last, type]``, -1 rows = padding), candidate_types ``(K, 2)``
+    ``[head_type, tail_type]`` -> relation_pairs ``(B, P, 2)``: indices into entity_spans in row-major
+    (head, tail) order, -1 = padding.
+    """
+    batch, num_entities = entity_spans.shape[:2]
+    types = entity_spans[..., 2]  # shape: (B, E)
+    valid = entity_spans[..., 0] >= 0  # shape: (B, E)
+    head_ok = (types.unsqueeze(-1) == candidate_types[:, 0]).unsqueeze(2)  # shape: (B, E, 1, K)
+    tail_ok = (types.unsqueeze(-1) == candidate_types[:, 1]).unsqueeze(1)  # shape: (B, 1, E, K)
+    ok = (head_ok & tail_ok).any(-1) & valid.unsqueeze(2) & valid.unsqueeze(1)  # shape: (B, E, E)
+    ok &= ~torch.eye(num_entities, dtype=torch.bool, device=ok.device)
+    num_pairs = int(ok.flatten(1).sum(-1).max()) if batch and num_entities else 0
+    pairs = entity_spans.new_full((batch, num_pairs, 2), PAD)
+    for b in range(batch):
+        heads, tails = ok[b].nonzero(as_tuple=True)
+        pairs[b, : heads.numel(), 0] = heads
+        pairs[b, : heads.numel(), 1] = tails
+    return pairs
+
+
+class JointNerReRelationHead(nn.Module):
+    """R-BERT relation classifier over ``[CLS]`` and the last sub-word of the head and tail entities."""
+
+    def __init__(self, config: JointNerReConfig):
+        super().__init__()
+        hidden, width = config.hidden_size, config.relation_hidden_size
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.cls_projection = nn.Linear(hidden, width)  # W0
+        self.head_projection = nn.Linear(hidden, width)  # W1
+        self.tail_projection = nn.Linear(hidden, width)  # W2
+        self.fuse = nn.Linear(3 * width, width)  # W3
+        self.mlp = nn.Sequential(
+            nn.Linear(width, config.relation_mlp_hidden_size),
+            nn.GELU(),
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.relation_mlp_hidden_size, len(config.relation_labels)),
+        )
+
+    def forward(self, hidden: torch.Tensor, entity_spans: torch.Tensor, relation_pairs: torch.Tensor) -> torch.Tensor:
+        """hidden ``(B, T, H)``, entity_spans ``(B, E, 3)``, relation_pairs ``(B, P, 2)`` -> logits ``(B, P, R)``."""
+        batch, num_pairs = relation_pairs.shape[:2]
+        if num_pairs == 0:
+            return hidden.new_zeros(batch, 0, self.mlp[-1].out_features)
+        entity_ends = entity_spans[..., 1].clamp(min=0)  # shape: (B, E)
+        pair_entities = relation_pairs.clamp(min=0)  # shape: (B, P, 2)
+        pair_tokens = torch.gather(entity_ends, 1, pair_entities.flatten(1)).view(batch, num_pairs, 2)  # (B, P, 2)
+        index = pair_tokens.flatten(1).unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # shape: (B, 2P, H)
+        ends = torch.gather(hidden, 1, index).view(batch, num_pairs, 2, hidden.size(-1))  # shape: (B, P, 2, H)
+        cls = hidden[:, 0:1].expand(-1, num_pairs, -1)  # shape: (B, P, H)
+        h0 = self.cls_projection(self.dropout(torch.tanh(cls)))
+        h1 = self.head_projection(self.dropout(torch.tanh(ends[:, :, 0])))
+        h2 = self.tail_projection(self.dropout(torch.tanh(ends[:, :, 1])))
+        fused = self.fuse(self.dropout(torch.cat([h0, h1, h2], dim=-1)))  # shape: (B, P, width)
+        return self.mlp(fused)  # shape: (B, P, R)
+
+
+class JointNerRePreTrainedModel(PreTrainedModel):
+    config_class = JointNerReConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The encoder knows how to initialise its own modules (and any head: plain Linear layers).
+        self.encoder._init_weights(module)
+
+
+class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
+    """Shared encoder + token-softmax NER head + R-BERT relation head (see the module docstring)."""
+
+    def __init__(self, config: JointNerReConfig):
+        super().__init__(config)
+        # The pooler is unused (the relation head reads [CLS] itself): leave it out where the encoder allows.
+        no_pooler = {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}
+        self.encoder = AutoModel.from_config(config.encoder_config, **no_pooler)
+        self.ner_dropout = nn.Dropout(config.classifier_dropout)
+        self.ner_classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.relation_head = JointNerReRelationHead(config)
+        type_ids = {t: i for i, t in enumerate(config.entity_types)}
+        self.register_buffer(
+            "candidate_types",
+            torch.tensor([[type_ids[h], type_ids[t]] for h, t in config.relation_candidate_types], dtype=torch.long),
+            persistent=False,
+        )  # shape: (number of candidate type pairs, 2)
+        self.post_init()
+
+    @classmethod
+    def from_encoder(
+        cls, encoder_name_or_path: str, encoder_kwargs: dict | None = None, **config_kwargs
+    ) -> JointNerReForAdeExtraction:
+        """Build the model on pre-trained encoder weights (any `AutoModel` checkpoint); heads start random.
+
+        ``encoder_kwargs`` go to the encoder's ``from_pretrained`` (e.g. ``{"num_hidden_layers": 2}`` keeps the
+        first two layers); ``config_kwargs`` go to [`JointNerReConfig`] (``entity_types``, ``ner_loss_weight``...).
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
+        config = JointNerReConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
+        model = cls(config)
+        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        return model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def candidate_pairs(self, entity_spans: torch.Tensor) -> torch.Tensor:
+        """Every candidate (head, tail) pair of `entity_spans` under this config (see `candidate_pairs`)."""
+        return candidate_pairs(entity_spans, self.candidate_types)
+
+    def decode_entities(
+        self, ner_logits: torch.Tensor, word_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Argmax NER tags at first sub-words -> entities (conlleval chunking over words).
+
+        ner_logits ``(B, T, L)``, word_index ``(B, T)`` -> entity_spans ``(B, E, 3)`` with the entity's first
+        token (first sub-word of its first word) and last token (last sub-word of its last word), and
+        entity_scores ``(B, E)``: the mean probability of the entity's word tags.
+        """
+        probs = ner_logits.float().softmax(-1)  # shape: (B, T, L)
+        best_prob, best_tag = probs.max(-1)  # shape: (B, T)
+        starts, ends = first_subword_mask(word_index), last_subword_mask(word_index)
+        per_sample = []
+        for b in range(ner_logits.size(0)):
+            word_first = starts[b].nonzero().flatten().tolist()
+            word_last = ends[b].nonzero().flatten().tolist()
+            tags = best_tag[b, word_first].tolist()
+            found = []
+            for first_word, last_word, type_index in decode_bio_entities(
+                tags, self.config.id2label, self.config.entity_types
+            ):
+                score = best_prob[b, word_first[first_word : last_word + 1]].mean()
+                found.append((word_first[first_word], word_last[last_word], type_index, score))
+            per_sample.append(found)
+        width = max((len(f) for f in per_sample), default=0)
+        spans = torch.full((len(per_sample), width, 3), PAD, dtype=torch.long, device=ner_logits.device)
+        scores = torch.zeros((len(per_sample), width), device=ner_logits.device)
+        for b, found in enumerate(per_sample):
+            for e, (first, last, type_index, score) in enumerate(found):
+                spans[b, e] = torch.tensor([first, last, type_index])
+                scores[b, e] = score
+        return spans, scores
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        word_index: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        entity_spans: torch.Tensor | None = None,
+        relation_pairs: torch.Tensor | None = None,
+        relation_labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> JointNerReOutput:
+        r"""
+        Args:
+            input_ids, attention_mask, token_type_ids (`(B, T)`): as for the encoder.
+            word_index (`(B, T)` long, *optional*): 1-based index of the word each token belongs to, 0 for special
+                and padding tokens (`tokenizer(...).word_ids()` + 1). Needed to decode entities when
+                `entity_spans` is not given.
+            labels (`(B, T)` long, *optional*): BIO tag ids at first sub-words, -100 elsewhere.
+            entity_spans (`(B, E, 3)` long, *optional*): gold `[first_token, last_token, type_index]`, -1 padding.
+                Given in training (and to score relations on gold entities); otherwise decoded from the NER head.
+            relation_pairs (`(B, P, 2)` long, *optional*): `[head, tail]` indices into `entity_spans`, -1 padding;
+                defaults to every candidate pair (`config.relation_candidate_types`).
+            relation_labels (`(B, P)` long, *optional*): relation class per pair, -100 for padding.
+        """
+        encoder_kwargs = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            encoder_kwargs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(input_ids, **encoder_kwargs).last_hidden_state  # shape: (B, T, H)
+        ner_logits = self.ner_classifier(self.ner_dropout(hidden))  # shape: (B, T, L)
+
+        if entity_spans is None:
+            if word_index is None:
+                raise ValueError("`word_index` is needed to decode entities when `entity_spans` is not given")
+            entity_spans, entity_scores = self.decode_entities(ner_logits.detach(), word_index)
+        else:
+            entity_scores = (entity_spans[..., 0] >= 0).to(hidden.dtype)
+        if relation_pairs is None:
+            relation_pairs = self.candidate_pairs(entity_spans)
+        relation_logits = self.relation_head(hidden, entity_spans, relation_pairs)  # shape: (B, P, R)
+
+        loss = ner_loss = relation_loss = None
+        if labels is not None:
+            ner_loss = nn.functional.cross_entropy(ner_logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if relation_labels is not None:
+            if (relation_labels != -100).any():
+                relation_loss = nn.functional.cross_entropy(
+                    relation_logits.flatten(0, 1), relation_labels.flatten(), ignore_index=-100
+                )
+            else:
+                relation_loss = relation_logits.sum() * 0.0
+        if ner_loss is not None or relation_loss is not None:
+            weight = self.config.ner_loss_weight
+            loss = sum(
+                part
+                for part in (
+                    weight * ner_loss if ner_loss is not None else None,
+                    (1.0 - weight) * relation_loss if relation_loss is not None else None,
+                )
+                if part is not None
+            )
+        return JointNerReOutput(
+            loss=loss,
+            ner_loss=ner_loss,
+            relation_loss=relation_loss,
+            ner_logits=ner_logits,
+            entity_spans=entity_spans,
+            entity_scores=entity_scores,
+            relation_pairs=relation_pairs,
+            relation_logits=relation_logits,
+        )
+
+
+__all__ = ["JointNerReForAdeExtraction", "JointNerRePreTrainedModel", "JointNerReOutput"]

@@ -1,0 +1,176 @@
+"""``ade-extraction`` pipeline: text -> entities (character offsets) and drug -> adverse-effect relations.
+
+Hub code: imports only ``torch`` and ``transformers``. Saved next to the model (``custom_pipelines`` in
+``config.json``) so ``pipeline("ade-extraction", model=DIR, trust_remote_code=True)`` works anywhere.
+
+Long texts are cut into overlapping windows of at most ``max_length`` tokens (``stride`` tokens shared by
+neighbours), so no part of a text is dropped. An entity seen by several windows is kept from the window
+where it lies farthest from a window edge; a relation needs both of its entities in one window.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from transformers.pipelines.base import ChunkPipeline
+
+
+def entity_char_span(offsets: list[list[int]], first_token: int, last_token: int) -> tuple[int, int]:
+    """Token span -> ``(start, end_exclusive)`` character offsets, given the tokenizer's offset mapping."""
+    return offsets[first_token][0], offsets[last_token][1]
+
+
+def relation_key(head_type: str, tail_type: str) -> tuple[str, str]:
+    """Output keys of a relation's two entities: the entity types in snake case (``"adverse_effect"``,
+    ``"drug"``), or ``"head"``/``"tail"`` when both entities have the same type."""
+    head, tail = (re.sub(r"\W+", "_", t).strip("_").lower() for t in (head_type, tail_type))
+    return ("head", "tail") if head == tail else (head, tail)
+
+
+def window_predictions(
+    offsets: list[list[int]],
+    num_tokens: int,
+    entity_spans: list[list[int]],
+    entity_scores: list[float],
+    relation_pairs: list[list[int]],
+    relation_probs: list[list[float]],
+    entity_types: list[str],
+    relation_labels: list[str],
+) -> tuple[list[dict], list[tuple[int, int, int, float]]]:
+    """One window's model output -> entities (with ``centrality``: distance in tokens to the nearer window
+    edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities."""
+    entities, index = [], {}
+    for e, (first, last, type_index) in enumerate(entity_spans):
+        if first < 0:
+            continue
+        start, end = entity_char_span(offsets, first, last)
+        index[e] = len(entities)
+        entities.append(
+            {
+                "type": entity_types[type_index],
+                "start": start,
+                "end": end,
+                "score": float(entity_scores[e]),
+                "centrality": min(first, num_tokens - 1 - last),
+            }
+        )
+    relations = []
+    for (head, tail), probs in zip(relation_pairs, relation_probs):
+        if head < 0 or head not in index or tail not in index:
+            continue
+        label = max(range(len(probs)), key=probs.__getitem__)
+        if label != 0:
+            relations.append((index[head], index[tail], label, float(probs[label])))
+    return entities, relations
+
+
+class AdeExtractionPipeline(ChunkPipeline):
+    """Extract entities and relations with a `JointNerReForAdeExtraction` model.
+
+    Call with a string or a list of strings; returns per text
+    ``{"entities": [{"type", "text", "start", "end", "score"}], "relations": [{"type", "score", <head>, <tail>}]}``
+    where ``<head>``/``<tail>`` are keyed by entity type (``"adverse_effect"``, ``"drug"`` for ADE) and hold
+    the entity dicts. ``text[start:end] == entity["text"]`` always holds.
+
+    Parameters: ``max_length`` (tokens per window, default: the model's maximum), ``stride`` (tokens shared
+    by neighbouring windows, default 32).
+    """
+
+    def _sanitize_parameters(self, max_length: int | None = None, stride: int | None = None, **kwargs):
+        preprocess = {}
+        if max_length is not None:
+            preprocess["max_length"] = max_length
+        if stride is not None:
+            preprocess["stride"] = stride
+        return preprocess, {}, {}
+
+    def _default_max_length(self) -> int:
+        limits = [self.tokenizer.model_max_length, self.model.config.max_position_embeddings or 512, 512]
+        return min(int(x) for x in limits if x)
+
+    def preprocess(self, text: str, max_length: int | None = None, stride: int = 32):
+        if not isinstance(text, str):
+            raise ValueError(f"ade-extraction takes a string or a list of strings, got {type(text).__name__}")
+        max_length = max_length or self._default_max_length()
+        if not 0 <= stride < max_length - 2:
+            raise ValueError(f"`stride` must be in [0, max_length - 2), got stride={stride}, max_length={max_length}")
+        encoding = self.tokenizer(
+            text,
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            padding=True,  # windows of one text share a length (the last one is padded)
+            return_tensors="pt",
+        )
+        num_windows = encoding["input_ids"].shape[0]
+        for i in range(num_windows):
+            word_ids = encoding.word_ids(i)
+            model_inputs = {
+                key: encoding[key][i : i + 1]
+                for key in ("input_ids", "attention_mask", "token_type_ids")
+                if key in encoding
+            }
+            model_inputs["word_index"] = torch.tensor([[0 if w is None else w + 1 for w in word_ids]])
+            model_inputs["offset_mapping"] = encoding["offset_mapping"][i : i + 1]
+            model_inputs["text"] = text if i == 0 else None
+            model_inputs["is_last"] = i == num_windows - 1
+            yield model_inputs
+
+    def _forward(self, model_inputs):
+        offsets = model_inputs.pop("offset_mapping")
+        text = model_inputs.pop("text")
+        is_last = model_inputs.pop("is_last")
+        output = self.model(**model_inputs)
+        return {
+            "offset_mapping": offsets,
+            "num_tokens": model_inputs["attention_mask"].sum(-1),
+            "entity_spans": output.entity_spans,
+            "entity_scores": output.entity_scores,
+            "relation_pairs": output.relation_pairs,
+            "relation_probs": output.relation_logits.float().softmax(-1),
+            "text": text,
+            "is_last": is_last,
+        }
+
+    def postprocess(self, all_outputs):
+        config = self.model.config
+        text = next(o["text"] for o in all_outputs if o["text"] is not None)
+        kept: dict[tuple, dict] = {}
+        relations: dict[tuple, tuple] = {}
+        for output in all_outputs:
+            entities, window_relations = window_predictions(
+                output["offset_mapping"][0].tolist(),
+                int(output["num_tokens"].reshape(-1)[0]),
+                output["entity_spans"][0].tolist(),
+                output["entity_scores"][0].tolist(),
+                output["relation_pairs"][0].tolist(),
+                output["relation_probs"][0].tolist(),
+                config.entity_types,
+                config.relation_labels,
+            )
+            keys = [(e["start"], e["end"], e["type"]) for e in entities]
+            for key, entity in zip(keys, entities):
+                if key not in kept or entity["centrality"] > kept[key]["centrality"]:
+                    kept[key] = entity
+            for head, tail, label, score in window_relations:
+                rel = (keys[head], keys[tail], label)
+                if rel not in relations or score > relations[rel][0]:
+                    relations[rel] = (score,)
+        ordered = sorted(kept)
+        entities = {
+            key: {"type": key[2], "text": text[key[0] : key[1]], "start": key[0], "end": key[1], "score": kept[key]["score"]}
+            for key in ordered
+        }
+        out_relations = []
+        for (head, tail, label), (score,) in sorted(relations.items()):
+            head_name, tail_name = relation_key(head[2], tail[2])
+            out_relations.append(
+                {"type": config.relation_labels[label], head_name: entities[head], tail_name: entities[tail], "score": score}
+            )
+        return {"entities": [entities[k] for k in ordered], "relations": out_relations}
+
+
+__all__ = ["AdeExtractionPipeline"]
