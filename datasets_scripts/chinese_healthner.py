@@ -1,0 +1,736 @@
+"""Chinese HealthNER family: character-level BIO NER in Traditional Chinese healthcare text (10 types).
+
+Sources (raw files in ``../shared/data/chinese_healthner``; see its SOURCE.md):
+
+- ``healthner_corpus/test.json``: the official **test** split of the Chinese HealthNER corpus
+  (Lee & Lu 2021), JSON lines (read as ``utf-8-sig``; one record, 01969, holds a U+FEFF character
+  inside its sentence, which is kept), gold tags in ``character`` / ``character_label``.
+- ``rocling2023_multinerhealth/MultiNER-Health_truth_{FT,SM,WA}.txt``: the ROCLING 2023
+  MultiNER-Health **test** sets (formal text, social media, Wikipedia): ``char tag`` lines, CRLF,
+  an empty line between sentences.
+
+The official HealthNER training split (28,161 sentences) is not available offline, so this module
+does not provide the official protocol.
+
+Schema (every config)::
+
+    id        string   "<source>-<local id>": the record's ``id`` in JSON files, else the 0-based
+                       sentence index as 5 digits ("multiner_ft-00042")
+    source    string   healthner | multiner_ft | multiner_sm | multiner_wa | (custom) the file name
+    genre     string   as in the data: ft / sm (HealthNER), ft / sm / wa (MultiNER); custom: the
+                       JSON ``genre`` key, else ""
+    text      string   the sentence; "".join(tokens) == text
+    tokens    list[string]      one character each
+    ner_tags  list[ClassLabel]  BIO_LABELS: "O", then B-X, I-X for X in ENTITY_TYPES
+
+Configs:
+
+- ``healthner``, ``multiner_ft``, ``multiner_sm``, ``multiner_wa``: one source file each, split ``test``
+  (they are upstream test sets).
+- ``train`` (split ``train``) and ``dev`` (split ``validation``): the project's **development
+  protocol, NOT the official HealthNER protocol**: a seeded 90/10 split of all 9,155 sentences of
+  the four sources, stratified by source. Within each source the distinct sentence texts (ordered by
+  their first id) are shuffled with ``random.Random(f"{SPLIT_SEED}:{source}")`` and taken into dev
+  in that order until dev holds ``round(DEV_PERCENT % of the source)`` sentences (half rounds up).
+  Identical texts therefore never straddle train and dev. A string seed is hashed with SHA-512 and
+  nothing depends on hash randomisation, so the split is the same on every run and machine
+  (dev: 916 sentences, train: 8,239). Examples keep the source order, then the file order.
+- ``custom``: the user's own files through ``data_files`` (``{"train": [...], "validation": [...]}``;
+  splits are its keys). A file ending in ``.json`` or ``.jsonl`` is JSON lines with either
+  ``character``/``character_label`` (HealthNER) or ``tokens``/``ner_tags`` (tag strings, or ids into
+  BIO_LABELS), optional ``id``, ``genre`` and ``sentence``/``text`` (checked against the characters);
+  any other file is ``char tag`` lines (one character, one space, the tag; blank lines separate
+  sentences; a space character is written as ``"  O"``). Both may have a BOM and CRLF line ends.
+
+Tag repair (:func:`repair_bio`), applied to every file; one ``logging`` warning per file counts each
+kind, and no sentence is ever dropped:
+
+1. ``lowercase``: a tag with lower-case letters is upper-cased (``b-body`` -> ``B-BODY``);
+2. ``invalid_tag``: a tag that is not ``O``, ``B-X`` or ``I-X`` (``O-BODY``, ``E-BODY``, ``BODY``) -> ``O``;
+3. ``unknown_type``: ``B-X`` / ``I-X`` with X not in ENTITY_TYPES -> ``O``;
+4. ``orphan_inside``: ``I-X`` not preceded by ``B-X`` or ``I-X`` -> ``B-X``.
+
+A line that cannot be read (no space separator, more than two fields, a multi-character "char",
+invalid JSON, a missing key, characters and labels of different lengths, an empty sentence) raises
+:class:`HealthNerFormatError` naming the file and line.
+
+Usage: ``load_healthner("train")["train"]``, ``load_healthner("dev")["validation"]``,
+``load_healthner("custom", data_files={...})``. CLI: ``python -m datasets_scripts.chinese_healthner
+export OUT`` (Parquet + dataset card for the Hub) and ``... stats`` (statistics table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import datasets
+
+from datasets_scripts.common import build_dataset_dict, export_parquet, resolve_data_dir
+
+logger = logging.getLogger(__name__)
+
+ENTITY_TYPES: tuple[str, ...] = (
+    "BODY",
+    "SYMP",
+    "INST",
+    "EXAM",
+    "CHEM",
+    "DISE",
+    "DRUG",
+    "SUPP",
+    "TREAT",
+    "TIME",
+)
+"""The 10 entity types, in the order of the corpus documentation; fixes the label ids."""
+
+BIO_LABELS: tuple[str, ...] = ("O", *[f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")])
+"""``ner_tags`` class names: ``O``, ``B-BODY``, ``I-BODY``, ``B-SYMP``, ... (21 labels)."""
+
+REPAIR_KINDS: tuple[str, ...] = ("lowercase", "invalid_tag", "unknown_type", "orphan_inside")
+"""Keys of the repair counts returned by :func:`repair_bio`."""
+
+SPLIT_SEED = 20240601
+"""Seed of the train/dev split: ``random.Random(f"{SPLIT_SEED}:{source}")``, one generator per source."""
+
+DEV_PERCENT = 10
+"""Share of each source's sentences in the dev split, in percent."""
+
+HEALTHNER_FILE = "healthner_corpus/test.json"
+SOURCE_FILES: dict[str, str] = {
+    "healthner": HEALTHNER_FILE,
+    "multiner_ft": "rocling2023_multinerhealth/MultiNER-Health_truth_FT.txt",
+    "multiner_sm": "rocling2023_multinerhealth/MultiNER-Health_truth_SM.txt",
+    "multiner_wa": "rocling2023_multinerhealth/MultiNER-Health_truth_WA.txt",
+}
+"""Config name -> file, relative to the corpus folder."""
+
+SOURCE_GENRES = {"multiner_ft": "ft", "multiner_sm": "sm", "multiner_wa": "wa"}
+SPLIT_CONFIGS: dict[str, str] = {"train": "train", "dev": "validation"}
+"""Development-protocol config -> its split name."""
+CUSTOM_CONFIG = "custom"
+DEFAULT_EXPORT_CONFIGS: tuple[str, ...] = ("train", "dev", *SOURCE_FILES)
+JSON_SUFFIXES = (".json", ".jsonl")
+
+ENV_VAR = "CHINESE_HEALTHNER_DIR"
+CORPUS_NAME = "Chinese HealthNER"
+
+HOMEPAGE = "https://github.com/NYCU-NLP/Chinese-HealthNER-Corpus"
+CITATION = """\
+Lung-Hao Lee and Yi Lu. 2021. Multiple Embeddings Enhanced Multi-Graph Neural Networks for Chinese
+Healthcare Named Entity Recognition. IEEE Journal of Biomedical and Health Informatics 25(7):2801-2810.
+doi:10.1109/JBHI.2020.3048700
+
+Lung-Hao Lee, Chao-Yi Chen, Liang-Chih Yu and Yuen-Hsien Tseng. 2022. Overview of the ROCLING 2022
+Shared Task for Chinese Healthcare Named Entity Recognition. ROCLING 2022, pp. 363-368.
+
+Lee et al. 2023. Overview of the ROCLING 2023 Shared Task for Chinese Multi-genre Named Entity
+Recognition in the Healthcare Domain (MultiNER-Health). ROCLING 2023.
+"""
+
+_BIO_SET = frozenset(BIO_LABELS)
+_TYPE_SET = frozenset(ENTITY_TYPES)
+
+
+class HealthNerFormatError(ValueError):
+    """A line of a corpus file cannot be read; the message starts with ``file:line:``."""
+
+    def __init__(self, path: str | os.PathLike, line_no: int, message: str):
+        self.path = str(path)
+        self.line_no = line_no
+        super().__init__(f"{self.path}:{line_no}: {message}")
+
+
+class RawSentence(NamedTuple):
+    """One sentence as read from a file, before tag repair."""
+
+    line_no: int  # 1-based line where the sentence starts
+    chars: list[str]
+    tags: list[str]
+    id: str | None = None  # JSON ``id`` if present
+    genre: str | None = None  # JSON ``genre`` if present
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure parts: tag repair and file readers
+
+
+def repair_bio(tags: Sequence[str]) -> tuple[list[str], Counter[str]]:
+    """Repair one sentence's BIO tags; returns ``(tags, counts)`` with counts keyed by REPAIR_KINDS.
+
+    The rules run in order per tag (lower-case, invalid shape, unknown type), then an ``I-X`` whose
+    repaired predecessor is not ``B-X``/``I-X`` becomes ``B-X``. The output has the input's length.
+    """
+    counts: Counter[str] = Counter()
+    fixed: list[str] = []
+    prev = "O"
+    for tag in tags:
+        if tag != tag.upper():
+            counts["lowercase"] += 1
+            tag = tag.upper()
+        if tag != "O":
+            prefix, sep, etype = tag.partition("-")
+            if not sep or prefix not in ("B", "I") or not etype:
+                counts["invalid_tag"] += 1
+                tag = "O"
+            elif etype not in _TYPE_SET:
+                counts["unknown_type"] += 1
+                tag = "O"
+            elif prefix == "I" and prev not in (f"B-{etype}", f"I-{etype}"):
+                counts["orphan_inside"] += 1
+                tag = f"B-{etype}"
+        fixed.append(tag)
+        prev = tag
+    return fixed, counts
+
+
+def _parse_char_tag_line(path: Path, line_no: int, line: str) -> tuple[str, str]:
+    if line.startswith("  "):  # the character is a space
+        char, sep, tag = " ", " ", line[2:]
+    else:
+        char, sep, tag = line.partition(" ")
+    if not sep:
+        raise HealthNerFormatError(path, line_no, f"expected 'char tag' separated by a space, got {line!r}")
+    if " " in tag:
+        raise HealthNerFormatError(path, line_no, f"expected 2 fields 'char tag', got more: {line!r}")
+    if len(char) != 1:
+        raise HealthNerFormatError(path, line_no, f"expected one character, got {char!r} in {line!r}")
+    if not tag:
+        raise HealthNerFormatError(path, line_no, f"empty tag in {line!r}")
+    return char, tag
+
+
+def read_char_tag_file(path: str | os.PathLike) -> Iterator[RawSentence]:
+    """Read ``char tag`` lines (BOM and CRLF allowed; blank lines separate sentences), tags unrepaired."""
+    path = Path(path)
+    chars: list[str] = []
+    tags: list[str] = []
+    start = 0
+    with open(path, encoding="utf-8-sig", newline=None) as f:
+        for line_no, raw in enumerate(f, start=1):
+            line = raw.rstrip("\r\n").rstrip(" \t")
+            if not line:
+                if chars:
+                    yield RawSentence(start, chars, tags)
+                    chars, tags = [], []
+                continue
+            char, tag = _parse_char_tag_line(path, line_no, line)
+            if not chars:
+                start = line_no
+            chars.append(char)
+            tags.append(tag)
+    if chars:
+        yield RawSentence(start, chars, tags)
+
+
+def _string_list(path: Path, line_no: int, record: Mapping, key: str) -> list[str]:
+    value = record[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HealthNerFormatError(path, line_no, f"field {key!r} must be a list of strings")
+    return value
+
+
+def _tag_list(path: Path, line_no: int, record: Mapping, key: str) -> list[str]:
+    value = record[key]
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        bad = [v for v in value if not 0 <= v < len(BIO_LABELS)]
+        if bad:
+            raise HealthNerFormatError(
+                path, line_no, f"field {key!r}: label id {bad[0]} not in 0..{len(BIO_LABELS) - 1}"
+            )
+        return [BIO_LABELS[v] for v in value]
+    return _string_list(path, line_no, record, key)
+
+
+def read_healthner_jsonl(path: str | os.PathLike) -> Iterator[RawSentence]:
+    """Read JSON lines with ``character``/``character_label`` or ``tokens``/``ner_tags``; tags unrepaired.
+
+    ``ner_tags`` may hold tag strings or ids into :data:`BIO_LABELS`. Blank lines are skipped.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline=None) as f:
+        for line_no, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise HealthNerFormatError(
+                    path, line_no, f"invalid JSON ({err.msg}); expected one object per line"
+                ) from None
+            if not isinstance(record, dict):
+                raise HealthNerFormatError(
+                    path, line_no, f"expected a JSON object, got {type(record).__name__}"
+                )
+            if "character" in record or "character_label" in record:
+                char_key, tag_key = "character", "character_label"
+            else:
+                char_key, tag_key = "tokens", "ner_tags"
+            missing = [k for k in (char_key, tag_key) if k not in record]
+            if missing:
+                raise HealthNerFormatError(
+                    path,
+                    line_no,
+                    f"missing key {missing[0]!r} (expected 'character'+'character_label' or 'tokens'+'ner_tags')",
+                )
+            chars = _string_list(path, line_no, record, char_key)
+            tags = _tag_list(path, line_no, record, tag_key)
+            if len(chars) != len(tags):
+                raise HealthNerFormatError(
+                    path, line_no, f"{len(chars)} {char_key} but {len(tags)} {tag_key}"
+                )
+            if not chars:
+                raise HealthNerFormatError(path, line_no, "empty sentence")
+            multi = [c for c in chars if len(c) != 1]
+            if multi:
+                raise HealthNerFormatError(
+                    path, line_no, f"{char_key} must be single characters, got {multi[0]!r}"
+                )
+            for text_key in ("sentence", "text"):
+                if text_key in record and record[text_key] != "".join(chars):
+                    raise HealthNerFormatError(
+                        path, line_no, f"{text_key!r} differs from the joined {char_key}"
+                    )
+            rid = record.get("id")
+            genre = record.get("genre")
+            yield RawSentence(
+                line_no, chars, tags, None if rid is None else str(rid), None if genre is None else str(genre)
+            )
+
+
+def is_json_lines(name: str | os.PathLike) -> bool:
+    """The format rule: a name ending in ``.json`` or ``.jsonl`` is JSON lines, anything else ``char tag``."""
+    return Path(name).suffix.lower() in JSON_SUFFIXES
+
+
+def read_sentences(path: str | os.PathLike, json_lines: bool | None = None) -> Iterator[RawSentence]:
+    """Read any supported file; ``json_lines=None`` picks the format from the name (:func:`is_json_lines`)."""
+    if is_json_lines(path) if json_lines is None else json_lines:
+        return read_healthner_jsonl(path)
+    return read_char_tag_file(path)
+
+
+def read_examples(
+    path: str | os.PathLike, source: str, default_genre: str = "", json_lines: bool | None = None
+) -> list[dict[str, Any]]:
+    """Read a file into schema examples (tags repaired), logging one warning if any tag was repaired.
+
+    ``source`` fills the ``source`` column and prefixes the ids; ``json_lines`` as in :func:`read_sentences`.
+    """
+    path = Path(path)
+    if json_lines is None:
+        json_lines = is_json_lines(path)
+    one_tag_per_line = not json_lines
+    examples = []
+    totals: Counter[str] = Counter()
+    repaired_lines: list[int] = []
+    repaired_sentences = 0
+    for index, sent in enumerate(read_sentences(path, json_lines)):
+        tags, counts = repair_bio(sent.tags)
+        if counts:
+            totals.update(counts)
+            repaired_sentences += 1
+            changed = [i for i, (old, new) in enumerate(zip(sent.tags, tags, strict=True)) if old != new]
+            repaired_lines.extend(sent.line_no + i if one_tag_per_line else sent.line_no for i in changed)
+        local_id = sent.id if sent.id is not None else f"{index:05d}"
+        examples.append(
+            {
+                "id": f"{source}-{local_id}",
+                "source": source,
+                "genre": sent.genre if sent.genre is not None else default_genre,
+                "text": "".join(sent.chars),
+                "tokens": sent.chars,
+                "ner_tags": tags,
+            }
+        )
+    if totals:
+        kinds = ", ".join(f"{k}: {totals[k]}" for k in REPAIR_KINDS)
+        lines = sorted(set(repaired_lines))
+        shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+        logger.warning(
+            "%s: repaired BIO tags (%s) in %d of %d sentences; at line(s) %s; no sentence dropped",
+            path,
+            kinds,
+            repaired_sentences,
+            len(examples),
+            shown,
+        )
+    return examples
+
+
+def dev_ids(
+    examples: Iterable[Mapping[str, Any]], *, seed: int = SPLIT_SEED, dev_percent: int = DEV_PERCENT
+) -> set[str]:
+    """Ids of the dev split: per source, shuffle the distinct texts (ordered by first id) and fill dev.
+
+    Needs ``id``, ``source`` and ``text``. Dev gets ``round(dev_percent % of the source)`` sentences (half
+    up), slightly more when the last text taken occurs more than once: identical texts stay together.
+    """
+    by_source: dict[str, dict[str, list[str]]] = {}
+    for ex in examples:
+        by_source.setdefault(ex["source"], {}).setdefault(ex["text"], []).append(ex["id"])
+    chosen: set[str] = set()
+    for source in sorted(by_source):
+        groups = sorted(sorted(ids) for ids in by_source[source].values())
+        random.Random(f"{seed}:{source}").shuffle(groups)  # str seed: SHA-512, no hash randomisation
+        n_total = sum(len(g) for g in groups)
+        target = (n_total * dev_percent + 50) // 100
+        taken = 0
+        for group in groups:
+            if taken >= target:
+                break
+            chosen.update(group)
+            taken += len(group)
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------
+# Builder
+
+
+def resolve_corpus_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The corpus folder: ``data_dir``, else ``$CHINESE_HEALTHNER_DIR``, else ``../shared/data/chinese_healthner``.
+
+    Raises :class:`~datasets_scripts.common.DataDirError` listing the expected files.
+    """
+    return resolve_data_dir(
+        data_dir,
+        env_var=ENV_VAR,
+        default_subdir="chinese_healthner",
+        required_files=list(SOURCE_FILES.values()),
+        corpus_name=CORPUS_NAME,
+    )
+
+
+def _source_examples(source: str, corpus_dir: Path) -> list[dict[str, Any]]:
+    return read_examples(corpus_dir / SOURCE_FILES[source], source, SOURCE_GENRES.get(source, ""))
+
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "genre": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "tokens": datasets.List(datasets.Value("string")),
+        "ner_tags": datasets.List(datasets.ClassLabel(names=list(BIO_LABELS))),
+    }
+)
+
+_DEV_PROTOCOL_NOTE = (
+    "Project development protocol, NOT the official HealthNER protocol: a seeded 90/10 split, "
+    "stratified by source, of the 9,155 sentences of HealthNER test + MultiNER-Health FT/SM/WA test."
+)
+
+
+class ChineseHealthNer(datasets.GeneratorBasedBuilder):
+    """Chinese HealthNER family: character BIO NER, 10 healthcare entity types (see the module docstring)."""
+
+    VERSION = datasets.Version("1.0.0")
+    BUILDER_CONFIGS = [
+        datasets.BuilderConfig(
+            name="healthner",
+            version=VERSION,
+            description="HealthNER official test split (2,531 sentences), split 'test'.",
+        ),
+        datasets.BuilderConfig(
+            name="multiner_ft",
+            version=VERSION,
+            description="ROCLING 2023 MultiNER-Health test, formal text (FT), split 'test'.",
+        ),
+        datasets.BuilderConfig(
+            name="multiner_sm",
+            version=VERSION,
+            description="ROCLING 2023 MultiNER-Health test, social media (SM), split 'test'.",
+        ),
+        datasets.BuilderConfig(
+            name="multiner_wa",
+            version=VERSION,
+            description="ROCLING 2023 MultiNER-Health test, Wikipedia (WA), split 'test'.",
+        ),
+        datasets.BuilderConfig(
+            name="train",
+            version=VERSION,
+            description=_DEV_PROTOCOL_NOTE + " Training part (90 %), split 'train'.",
+        ),
+        datasets.BuilderConfig(
+            name="dev",
+            version=VERSION,
+            description=_DEV_PROTOCOL_NOTE + " Dev part (10 %), split 'validation'.",
+        ),
+        datasets.BuilderConfig(
+            name=CUSTOM_CONFIG,
+            version=VERSION,
+            description="Your own files via data_files={split: [paths]}; JSON lines or 'char tag' lines.",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "train"
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=self.config.description or "",
+            features=FEATURES,
+            homepage=HOMEPAGE,
+            citation=CITATION,
+            license="unknown (no license stated upstream; research use)",
+        )
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        name = self.config.name
+        if name == CUSTOM_CONFIG:
+            if not self.config.data_files:
+                raise ValueError("config 'custom' needs data_files, e.g. data_files={'train': ['my.jsonl']}")
+            return [
+                datasets.SplitGenerator(
+                    name=str(split),
+                    gen_kwargs={"files": [(Path(str(f)).name, dl_manager.download(str(f))) for f in files]},
+                )
+                for split, files in self.config.data_files.items()
+            ]
+        if self.config.data_files:
+            raise ValueError(
+                f"config {name!r} reads the corpus folder (data_dir); data_files is only for 'custom'"
+            )
+        corpus_dir = resolve_corpus_dir(self.config.data_dir)
+        if name in SOURCE_FILES:
+            return [
+                datasets.SplitGenerator(
+                    name=datasets.Split.TEST, gen_kwargs={"corpus_dir": corpus_dir, "source": name}
+                )
+            ]
+        return [
+            datasets.SplitGenerator(
+                name=SPLIT_CONFIGS[name], gen_kwargs={"corpus_dir": corpus_dir, "part": name}
+            )
+        ]
+
+    def _generate_examples(
+        self,
+        corpus_dir: Path | None = None,
+        source: str | None = None,
+        part: str | None = None,
+        files: list[tuple[str, str]] | None = None,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        if files is not None:
+            examples = [
+                ex
+                for file_name, local in files  # the format follows the name given, not the download path
+                for ex in read_examples(local, file_name, json_lines=is_json_lines(file_name))
+            ]
+        elif source is not None:
+            examples = _source_examples(source, corpus_dir)
+        else:
+            examples = [ex for src in SOURCE_FILES for ex in _source_examples(src, corpus_dir)]
+            in_dev = dev_ids(examples)
+            examples = [ex for ex in examples if (ex["id"] in in_dev) == (part == "dev")]
+        yield from enumerate(examples)
+
+
+def load_healthner(
+    config_name: str,
+    data_dir: str | os.PathLike | None = None,
+    data_files: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+) -> datasets.DatasetDict:
+    """Build one config: ``load_healthner("train")["train"]``, ``load_healthner("dev")["validation"]``,
+    ``load_healthner("multiner_ft")["test"]``, ``load_healthner("custom", data_files={"train": [...]})``.
+
+    Raises :class:`HealthNerFormatError` (``file:line: ...``) for an unreadable line and
+    :class:`~datasets_scripts.common.DataDirError` when the corpus folder is missing or incomplete.
+    """
+    kwargs: dict[str, Any] = {}
+    if data_dir is not None:
+        kwargs["data_dir"] = str(data_dir)
+    if data_files is not None:
+        kwargs["data_files"] = {
+            split: [str(Path(p).resolve()) for p in paths] for split, paths in data_files.items()
+        }
+    try:
+        return build_dataset_dict(ChineseHealthNer, config_name, **kwargs)
+    except datasets.exceptions.DatasetGenerationError as err:
+        if isinstance(err.__cause__, HealthNerFormatError):  # surface "file:line: ..." unwrapped
+            raise err.__cause__ from None
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics, dataset card, export
+
+
+def compute_stats(dsd: datasets.DatasetDict) -> dict[str, Any]:
+    """Sentences, characters and entities (``B-`` tags) per type over all splits of one config."""
+    per_type: Counter[str] = Counter({t: 0 for t in ENTITY_TYPES})
+    sentences = characters = 0
+    for ds in dsd.values():
+        sentences += len(ds)
+        for tags in ds["ner_tags"]:
+            characters += len(tags)
+            per_type.update(ENTITY_TYPES[(t - 1) // 2] for t in tags if t % 2 == 1)
+    return {
+        "sentences": sentences,
+        "characters": characters,
+        "entities": sum(per_type.values()),
+        "per_type": dict(per_type),
+    }
+
+
+def format_stats_table(stats_by_config: Mapping[str, Mapping[str, Any]]) -> str:
+    """A Markdown table: one row per config; sentences, characters, entities, then each type."""
+    header = ["config", "sentences", "characters", "entities", *ENTITY_TYPES]
+    rows = [header, ["---"] * len(header)]
+    for name, s in stats_by_config.items():
+        rows.append(
+            [name, f"{s['sentences']:,}", f"{s['characters']:,}", f"{s['entities']:,}"]
+            + [f"{s['per_type'][t]:,}" for t in ENTITY_TYPES]
+        )
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def dataset_card(stats_by_config: Mapping[str, Mapping[str, Any]]) -> str:
+    """The Markdown body of the exported dataset's README (below the YAML header)."""
+    split_of = {**SPLIT_CONFIGS, **{s: "test" for s in SOURCE_FILES}}
+    config_lines = "\n".join(
+        f"- `{name}` (split `{split_of[name]}`): {next(c.description for c in ChineseHealthNer.BUILDER_CONFIGS if c.name == name)}"
+        for name in stats_by_config
+    )
+    return f"""# Chinese HealthNER family (character-level BIO NER, 10 healthcare entity types)
+
+Traditional Chinese healthcare sentences with character-level BIO tags for 10 entity types:
+{", ".join(ENTITY_TYPES)} (label ids follow this order: `O`, `B-BODY`, `I-BODY`, `B-SYMP`, ...).
+Columns: `id`, `source`, `genre` (`ft` formal text, `sm` social media, `wa` Wikipedia), `text`,
+`tokens` (single characters, `"".join(tokens) == text`), `ner_tags` (ClassLabel sequence).
+
+## Configs
+
+{config_lines}
+
+**The `train` / `dev` configs are this project's development protocol, not the official HealthNER
+protocol.** The official HealthNER training split (28,161 sentences, 61,155 entities) could not be
+obtained: every stored copy of `train.json` / `train.zip` lacks its content. So all 9,155 labelled
+sentences that are available (the HealthNER official test split and the three ROCLING 2023
+MultiNER-Health test sets) were split 90/10, stratified by source, with seed {SPLIT_SEED}: within each
+source the distinct texts are shuffled with Python's `random.Random("{SPLIT_SEED}:<source>")` and taken into dev
+until it holds {DEV_PERCENT} % of the source; identical texts never straddle train and dev. Numbers
+obtained on `dev` are not comparable with published HealthNER or ROCLING results, and a model trained on
+`train` has seen parts of the upstream test sets: do not evaluate it on the source configs.
+
+## Sources
+
+| config | file | repository | commit |
+| --- | --- | --- | --- |
+| `healthner` | `test.json` | NYCU-NLP/Chinese-HealthNER-Corpus | a5eaca54376267cee7a015eb870f7f302517d813 |
+| `multiner_ft` | `MultiNER-Health_truth_FT.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
+| `multiner_sm` | `MultiNER-Health_truth_SM.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
+| `multiner_wa` | `MultiNER-Health_truth_WA.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
+
+HealthNER `test.json` is the same blob as NCUEE-NLPLab/Chinese-HealthNER-Corpus@0a113c1 (the lab's former
+home). All of these are upstream **test** sets.
+
+## Licence
+
+Unknown — research use. None of the repositories has a licence file or states terms; they ask users to
+cite the papers below.
+
+## Processing
+
+Gold tags are normalised, never dropped: lower-case tags are upper-cased, invalid tags (`O-X`, unknown
+types) become `O`, and an `I-X` without a preceding `B-X`/`I-X` becomes `B-X` (4 such tags in
+MultiNER-Health FT). Entities below are counted as `B-` tags after this repair.
+
+## Statistics
+
+{format_stats_table(stats_by_config)}
+
+## Citation
+
+```
+{CITATION.strip()}
+```
+"""
+
+
+def export(
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    configs: Sequence[str] = DEFAULT_EXPORT_CONFIGS,
+) -> Path:
+    """Build ``configs`` and write ``OUT/<config>/<split>.parquet`` + a dataset card; returns OUT."""
+    unknown = [c for c in configs if c not in DEFAULT_EXPORT_CONFIGS]
+    if unknown:
+        raise ValueError(f"cannot export config(s) {unknown}; choose from {list(DEFAULT_EXPORT_CONFIGS)}")
+    built = {name: load_healthner(name, data_dir=data_dir) for name in configs}
+    stats = {name: compute_stats(dsd) for name, dsd in built.items()}
+    default = "train" if "train" in built else next(iter(built))
+    return export_parquet(
+        out_dir,
+        built.items(),
+        dataset_card(stats),
+        pretty_name="Chinese HealthNER family (HealthNER + ROCLING 2023 MultiNER-Health)",
+        license="unknown",
+        language=("zh",),
+        default_config=default,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m datasets_scripts.chinese_healthner`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets_scripts.chinese_healthner",
+        description="Chinese HealthNER family: export to Parquet for the Hub, or print statistics.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_help = (
+        f"corpus folder holding {', '.join(SOURCE_FILES.values())} "
+        f"(default: ${ENV_VAR}, else ../shared/data/chinese_healthner)"
+    )
+    configs_help = (
+        "configs to process (default: %(default)s); train/dev are the project's split, not the official one"
+    )
+    exp = sub.add_parser("export", help="write OUT/<config>/<split>.parquet and a dataset card README.md")
+    exp.add_argument("out", metavar="OUT", help="output folder (created if missing)")
+    exp.add_argument("--data-dir", metavar="DIR", help=data_help)
+    exp.add_argument(
+        "--configs",
+        nargs="+",
+        choices=DEFAULT_EXPORT_CONFIGS,
+        metavar="CONFIG",
+        default=list(DEFAULT_EXPORT_CONFIGS),
+        help=configs_help,
+    )
+    st = sub.add_parser("stats", help="print sentences, characters and entities per type for each config")
+    st.add_argument("--data-dir", metavar="DIR", help=data_help)
+    st.add_argument(
+        "--configs",
+        nargs="+",
+        choices=DEFAULT_EXPORT_CONFIGS,
+        metavar="CONFIG",
+        default=list(DEFAULT_EXPORT_CONFIGS),
+        help=configs_help,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_warning()
+    if args.command == "export":
+        out = export(args.out, data_dir=args.data_dir, configs=args.configs)
+        print(f"wrote {out} (configs: {', '.join(args.configs)})")
+    else:
+        stats = {name: compute_stats(load_healthner(name, data_dir=args.data_dir)) for name in args.configs}
+        print(format_stats_table(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
