@@ -81,7 +81,9 @@ class AdeCollator:
         num_entities = max(len(f["entity_spans"]) for f in features)
 
         def pad(key: str, value: int) -> torch.Tensor:
-            return torch.tensor([f[key] + [value] * (length - len(f[key])) for f in features], dtype=torch.long)
+            return torch.tensor(
+                [f[key] + [value] * (length - len(f[key])) for f in features], dtype=torch.long
+            )
 
         batch = {
             "input_ids": pad("input_ids", self.pad_token_id),
@@ -106,7 +108,9 @@ class AdeCollator:
         return batch
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50
+) -> list[list[int]]:
     """Shuffle, cut into mega-batches of ``group_factor * batch_size``, sort each by length (longest first),
     cut into batches, shuffle the batches. Padding waste stays small while the order stays random."""
     rng = random.Random(seed)

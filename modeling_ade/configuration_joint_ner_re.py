@@ -60,13 +60,17 @@ class JointNerReConfig(PretrainedConfig):
             encoder_config = AutoConfig.for_model(encoder_config.pop("model_type", "bert"), **encoder_config)
         entity_types = list(entity_types or ["Drug", "Adverse-Effect"])
         relation_labels = list(relation_labels or ["none", "ADE"])
-        relation_candidate_types = [list(p) for p in (relation_candidate_types or [["Adverse-Effect", "Drug"]])]
+        relation_candidate_types = [
+            list(p) for p in (relation_candidate_types or [["Adverse-Effect", "Drug"]])
+        ]
         if not 0.0 <= ner_loss_weight <= 1.0:
             raise ValueError(f"`ner_loss_weight` must be in [0, 1], got {ner_loss_weight}")
         if not 0.0 <= classifier_dropout < 1.0:
             raise ValueError(f"`classifier_dropout` must be in [0, 1), got {classifier_dropout}")
         if len(relation_labels) < 2:
-            raise ValueError(f"`relation_labels` needs a 'none' class and at least one relation, got {relation_labels}")
+            raise ValueError(
+                f"`relation_labels` needs a 'none' class and at least one relation, got {relation_labels}"
+            )
         for pair in relation_candidate_types:
             if len(pair) != 2 or any(t not in entity_types for t in pair):
                 raise ValueError(

@@ -128,16 +128,22 @@ class JointNerReRelationHead(nn.Module):
             nn.Linear(config.relation_mlp_hidden_size, len(config.relation_labels)),
         )
 
-    def forward(self, hidden: torch.Tensor, entity_spans: torch.Tensor, relation_pairs: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, entity_spans: torch.Tensor, relation_pairs: torch.Tensor
+    ) -> torch.Tensor:
         """hidden ``(B, T, H)``, entity_spans ``(B, E, 3)``, relation_pairs ``(B, P, 2)`` -> logits ``(B, P, R)``."""
         batch, num_pairs = relation_pairs.shape[:2]
         if num_pairs == 0:
             return hidden.new_zeros(batch, 0, self.mlp[-1].out_features)
         entity_ends = entity_spans[..., 1].clamp(min=0)  # shape: (B, E)
         pair_entities = relation_pairs.clamp(min=0)  # shape: (B, P, 2)
-        pair_tokens = torch.gather(entity_ends, 1, pair_entities.flatten(1)).view(batch, num_pairs, 2)  # (B, P, 2)
+        pair_tokens = torch.gather(entity_ends, 1, pair_entities.flatten(1)).view(
+            batch, num_pairs, 2
+        )  # (B, P, 2)
         index = pair_tokens.flatten(1).unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # shape: (B, 2P, H)
-        ends = torch.gather(hidden, 1, index).view(batch, num_pairs, 2, hidden.size(-1))  # shape: (B, P, 2, H)
+        ends = torch.gather(hidden, 1, index).view(
+            batch, num_pairs, 2, hidden.size(-1)
+        )  # shape: (B, P, 2, H)
         cls = hidden[:, 0:1].expand(-1, num_pairs, -1)  # shape: (B, P, H)
         h0 = self.cls_projection(self.dropout(torch.tanh(cls)))
         h1 = self.head_projection(self.dropout(torch.tanh(ends[:, :, 0])))
@@ -164,17 +170,13 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
     def __init__(self, config: JointNerReConfig):
         super().__init__(config)
         # The pooler is unused (the relation head reads [CLS] itself): leave it out where the encoder allows.
-        no_pooler = {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}
+        no_pooler = (
+            {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}
+        )
         self.encoder = AutoModel.from_config(config.encoder_config, **no_pooler)
         self.ner_dropout = nn.Dropout(config.classifier_dropout)
         self.ner_classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.relation_head = JointNerReRelationHead(config)
-        type_ids = {t: i for i, t in enumerate(config.entity_types)}
-        self.register_buffer(
-            "candidate_types",
-            torch.tensor([[type_ids[h], type_ids[t]] for h, t in config.relation_candidate_types], dtype=torch.long),
-            persistent=False,
-        )  # shape: (number of candidate type pairs, 2)
         self.post_init()
 
     @classmethod
@@ -198,9 +200,16 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
 
+    def candidate_type_ids(self) -> torch.Tensor:
+        """``(K, 2)`` long: ``[head_type_index, tail_type_index]`` of every candidate type pair of the config."""
+        index = {t: i for i, t in enumerate(self.config.entity_types)}
+        return torch.tensor(
+            [[index[h], index[t]] for h, t in self.config.relation_candidate_types], dtype=torch.long
+        )
+
     def candidate_pairs(self, entity_spans: torch.Tensor) -> torch.Tensor:
         """Every candidate (head, tail) pair of `entity_spans` under this config (see `candidate_pairs`)."""
-        return candidate_pairs(entity_spans, self.candidate_types)
+        return candidate_pairs(entity_spans, self.candidate_type_ids().to(entity_spans.device))
 
     def decode_entities(
         self, ner_logits: torch.Tensor, word_index: torch.Tensor
@@ -268,7 +277,11 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
 
         if entity_spans is None:
             if word_index is None:
-                raise ValueError("`word_index` is needed to decode entities when `entity_spans` is not given")
+                raise ValueError(
+                    "`word_index` is needed to decode entities when `entity_spans` is not given: pass "
+                    "`torch.tensor([[0 if w is None else w + 1 for w in encoding.word_ids()]])`, or use the "
+                    "`ade-extraction` pipeline, which does it for you"
+                )
             entity_spans, entity_scores = self.decode_entities(ner_logits.detach(), word_index)
         else:
             entity_scores = (entity_spans[..., 0] >= 0).to(hidden.dtype)
@@ -278,7 +291,9 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
 
         loss = ner_loss = relation_loss = None
         if labels is not None:
-            ner_loss = nn.functional.cross_entropy(ner_logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+            ner_loss = nn.functional.cross_entropy(
+                ner_logits.flatten(0, 1), labels.flatten(), ignore_index=-100
+            )
         if relation_labels is not None:
             if (relation_labels != -100).any():
                 relation_loss = nn.functional.cross_entropy(

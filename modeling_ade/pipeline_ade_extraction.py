@@ -94,7 +94,9 @@ class AdeExtractionPipeline(ChunkPipeline):
             raise ValueError(f"ade-extraction takes a string or a list of strings, got {type(text).__name__}")
         max_length = max_length or self._default_max_length()
         if not 0 <= stride < max_length - 2:
-            raise ValueError(f"`stride` must be in [0, max_length - 2), got stride={stride}, max_length={max_length}")
+            raise ValueError(
+                f"`stride` must be in [0, max_length - 2), got stride={stride}, max_length={max_length}"
+            )
         encoding = self.tokenizer(
             text,
             return_offsets_mapping=True,
@@ -161,14 +163,25 @@ class AdeExtractionPipeline(ChunkPipeline):
                     relations[rel] = (score,)
         ordered = sorted(kept)
         entities = {
-            key: {"type": key[2], "text": text[key[0] : key[1]], "start": key[0], "end": key[1], "score": kept[key]["score"]}
+            key: {
+                "type": key[2],
+                "text": text[key[0] : key[1]],
+                "start": key[0],
+                "end": key[1],
+                "score": kept[key]["score"],
+            }
             for key in ordered
         }
         out_relations = []
         for (head, tail, label), (score,) in sorted(relations.items()):
             head_name, tail_name = relation_key(head[2], tail[2])
             out_relations.append(
-                {"type": config.relation_labels[label], head_name: entities[head], tail_name: entities[tail], "score": score}
+                {
+                    "type": config.relation_labels[label],
+                    head_name: entities[head],
+                    tail_name: entities[tail],
+                    "score": score,
+                }
             )
         return {"entities": [entities[k] for k in ordered], "relations": out_relations}
 

@@ -1,0 +1,165 @@
+"""``train.py ade``: one fold of joint NER + RE training and its strict evaluation (not Hub code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate.logging import get_logger
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, pipeline
+
+from .ade_data import AdeCollator, LengthGroupedBatchSampler, encode_ade_record
+from .alignment import AlignmentCounts
+from .encoders import resolve_model_name
+from .metrics import compute_ade_metrics
+from .modeling_joint_ner_re import JointNerReForAdeExtraction
+from .pipeline_ade_extraction import window_predictions
+from .training import fit, make_accelerator, write_json
+
+logger = get_logger(__name__)
+
+
+def encode_records(records, tokenizer, config, max_length: int, split: str) -> list[dict]:
+    """Encode every record and log what alignment and truncation cost (never silently)."""
+    features, counts, truncated, not_candidates = [], AlignmentCounts(), 0, 0
+    for index, record in enumerate(records):
+        encoded = encode_ade_record(record, tokenizer, config, max_length)
+        counts.add(encoded.counts)
+        truncated += encoded.truncated
+        not_candidates += encoded.gold_relations_not_candidates
+        features.append({**encoded.features, "index": index})
+    logger.info(
+        f"{split}: {len(records)} sentences, {truncated} longer than --max-length {max_length} (cut; their "
+        f"entities past the cut are counted as missed), entities {counts.entities}: "
+        f"{counts.cut_by_truncation} cut by truncation, {counts.overlapping_skipped_in_ner} overlapping "
+        f"(relation head only), {counts.not_on_word_boundary} widened to word boundaries, "
+        f"{counts.not_found} not found; {not_candidates} gold relations outside the candidate types",
+        main_process_only=True,
+    )
+    return features
+
+
+def gold_doc(record: dict) -> dict:
+    entities = [(e["type"], e["start"], e["end"]) for e in record["entities"]]
+    relations = [(entities[r["head"]], entities[r["tail"]], r["type"]) for r in record["relations"]]
+    return {"entities": entities, "relations": relations}
+
+
+@torch.no_grad()
+def predict(accelerator, model, loader, records, offsets, config) -> tuple[list[dict], list[dict]]:
+    """End-to-end predictions and relation predictions on gold entities, in record order.
+
+    ``loader`` is prepared (sharded under several processes); results are gathered once per batch with
+    ``gather_for_metrics`` so no sample is duplicated or dropped.
+    """
+    model.eval()
+    end_to_end, on_gold = {}, {}
+    for batch in tqdm(loader, desc="evaluate", disable=not accelerator.is_local_main_process):
+        indices = batch.pop("index").tolist()
+        inputs = {
+            k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "word_index") if k in batch
+        }
+        predicted = model(**inputs)
+        gold = model(**inputs, entity_spans=batch["entity_spans"], relation_pairs=batch["relation_pairs"])
+        rows = []
+        for b, index in enumerate(indices):
+            rows.append(
+                (index, _doc(predicted, b, offsets[index], config), _doc(gold, b, offsets[index], config))
+            )
+        for index, e2e, gold_entities in accelerator.gather_for_metrics(rows, use_gather_object=True):
+            end_to_end[index], on_gold[index] = e2e, gold_entities
+    order = range(len(records))
+    return [end_to_end[i] for i in order], [on_gold[i] for i in order]
+
+
+def _doc(output, b: int, offsets: list, config) -> dict:
+    entities, relations = window_predictions(
+        offsets,
+        len(offsets),
+        output.entity_spans[b].tolist(),
+        output.entity_scores[b].tolist(),
+        output.relation_pairs[b].tolist(),
+        output.relation_logits[b].float().softmax(-1).tolist(),
+        config.entity_types,
+        config.relation_labels,
+    )
+    keys = [(e["type"], e["start"], e["end"]) for e in entities]
+    return {
+        "entities": keys,
+        "relations": [(keys[h], keys[t], config.relation_labels[label]) for h, t, label, _ in relations],
+    }
+
+
+def run_fold(args, train_records, test_records, output_dir: Path, description: str) -> dict:
+    """Train on ``train_records``, evaluate on ``test_records``, save model + tokenizer + metrics to
+    ``output_dir``; returns the metrics (DESIGN.md keys, overlap kept and removed)."""
+    from accelerate.utils import set_seed
+
+    args.output_dir = str(output_dir)
+    accelerator = make_accelerator(args)
+    if accelerator.is_main_process:
+        accelerator.init_trackers(description.replace(" ", "_"), config=_loggable(vars(args)))
+    set_seed(args.seed)
+    model_path = resolve_model_name(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    encoder_kwargs = {"num_hidden_layers": args.num_hidden_layers} if args.num_hidden_layers else {}
+    model = JointNerReForAdeExtraction.from_encoder(
+        model_path,
+        encoder_kwargs=encoder_kwargs,
+        ner_loss_weight=args.ner_loss_weight,
+        classifier_dropout=args.classifier_dropout,
+    )
+    config = model.config
+    with accelerator.main_process_first():
+        train_features = encode_records(train_records, tokenizer, config, args.max_length, "train")
+        test_features = encode_records(test_records, tokenizer, config, args.max_length, "test")
+    collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
+    train_loader = DataLoader(
+        [{k: v for k, v in f.items() if k != "index"} for f in train_features],
+        batch_sampler=LengthGroupedBatchSampler(
+            [len(f["input_ids"]) for f in train_features], args.batch_size, args.seed
+        ),
+        collate_fn=collator,
+    )
+    history = fit(accelerator, model, train_loader, args, description=description)
+
+    def collate_with_index(features):
+        return {**collator(features), "index": torch.tensor([f["index"] for f in features])}
+
+    test_order = sorted(range(len(test_features)), key=lambda i: len(test_features[i]["input_ids"]))
+    test_loader = accelerator.prepare(
+        DataLoader(
+            [test_features[i] for i in test_order],
+            batch_size=args.eval_batch_size,
+            collate_fn=collate_with_index,
+        )
+    )
+    offsets = [
+        tokenizer(r["text"], truncation=True, max_length=args.max_length, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        for r in test_records
+    ]
+    unwrapped = accelerator.unwrap_model(model)
+    predictions, gold_entity_predictions = predict(
+        accelerator, model, test_loader, test_records, offsets, unwrapped.config
+    )
+    metrics = compute_ade_metrics([gold_doc(r) for r in test_records], predictions, gold_entity_predictions)
+    metrics["train_history"] = history
+    metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)
+    if accelerator.is_main_process:
+        pipe = pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer)
+        pipe.save_pretrained(output_dir)
+        write_json(output_dir / "metrics.json", metrics)
+        write_json(output_dir / "training_args.json", _loggable(vars(args)))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics
+
+
+def _loggable(values: dict) -> dict:
+    return {
+        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items() if v is not None
+    }

@@ -1,0 +1,148 @@
+"""The joint NER + RE model: pure pieces, the one-encoder-pass rule, the loss, and real overfitting."""
+
+import pytest
+import torch
+from conftest import tiny_encoder_config
+
+from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
+from modeling_ade.ade_data import AdeCollator, encode_ade_record, length_grouped_batches
+from modeling_ade.metrics import ner_scores
+from modeling_ade.modeling_joint_ner_re import (
+    candidate_pairs,
+    decode_bio_entities,
+    first_subword_mask,
+    last_subword_mask,
+)
+
+
+def tiny_model(vocab_size=30522, **config_kwargs):
+    torch.manual_seed(0)
+    return JointNerReForAdeExtraction(
+        JointNerReConfig(encoder_config=tiny_encoder_config(vocab_size), **config_kwargs)
+    )
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="ner_loss_weight"):
+        JointNerReConfig(ner_loss_weight=1.5)
+    with pytest.raises(ValueError, match="relation_candidate_types"):
+        JointNerReConfig(relation_candidate_types=[["Adverse-Effect", "Dose"]])
+
+
+def test_config_round_trip_rebuilds_the_model(tmp_path):
+    model = tiny_model(ner_loss_weight=0.3)
+    model.save_pretrained(tmp_path)
+    again = JointNerReForAdeExtraction.from_pretrained(tmp_path)
+    assert again.config.id2label == model.config.id2label
+    assert again.config.ner_loss_weight == 0.3
+    assert again.config.encoder_config.hidden_size == 64
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_decode_bio_entities_chunks_like_conlleval():
+    id2label = {0: "O", 1: "B-Drug", 2: "I-Drug", 3: "B-Adverse-Effect", 4: "I-Adverse-Effect"}
+    types = ["Drug", "Adverse-Effect"]
+    # O I-Drug I-Drug B-Drug I-AE O B-AE I-AE
+    assert decode_bio_entities([0, 2, 2, 1, 4, 0, 3, 4], id2label, types) == [
+        (1, 2, 0),
+        (3, 3, 0),
+        (4, 4, 1),
+        (6, 7, 1),
+    ]
+    assert decode_bio_entities([], id2label, types) == []
+    assert decode_bio_entities([3, 4, 4], id2label, types) == [(0, 2, 1)]
+
+
+def test_subword_masks():
+    word_index = torch.tensor([[0, 1, 1, 2, 3, 3, 0, 0]])
+    assert first_subword_mask(word_index).int().tolist() == [[0, 1, 0, 1, 1, 0, 0, 0]]
+    assert last_subword_mask(word_index).int().tolist() == [[0, 0, 1, 1, 0, 1, 0, 0]]
+
+
+def test_candidate_pairs_are_every_head_tail_type_pair():
+    spans = torch.tensor(
+        [
+            [[1, 1, 0], [2, 3, 1], [5, 5, 1], [-1, -1, -1]],
+            [[1, 1, 1], [-1, -1, -1], [-1, -1, -1], [-1, -1, -1]],
+        ]
+    )
+    pairs = candidate_pairs(spans, torch.tensor([[1, 0]]))  # head = type 1 (AE), tail = type 0 (Drug)
+    assert pairs.tolist() == [[[1, 0], [2, 0]], [[-1, -1], [-1, -1]]]
+
+
+def test_all_pairs_come_from_one_encoder_pass():
+    model = tiny_model().eval()
+    calls = []
+    model.encoder.register_forward_hook(lambda *a: calls.append(1))
+    spans = torch.tensor([[[1, 1, 0], [2, 2, 1], [3, 3, 1], [4, 4, 0]]] * 3)
+    ids = torch.randint(1000, 2000, (3, 6))
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), entity_spans=spans)
+    assert out.relation_logits.shape == (3, 4, 2)  # 2 AE x 2 Drug candidate pairs per sentence
+    assert len(calls) == 1
+
+
+def test_loss_is_lambda_weighted():
+    model = tiny_model(ner_loss_weight=0.25).eval()
+    ids = torch.randint(1000, 2000, (2, 6))
+    labels = torch.tensor([[-100, 1, 0, 3, 0, -100]] * 2)
+    spans = torch.tensor([[[1, 1, 0], [3, 3, 1]]] * 2)
+    pairs = torch.tensor([[[1, 0]]] * 2)
+    out = model(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        labels=labels,
+        entity_spans=spans,
+        relation_pairs=pairs,
+        relation_labels=torch.tensor([[1], [0]]),
+    )
+    assert torch.allclose(out.loss, 0.25 * out.ner_loss + 0.75 * out.relation_loss)
+    no_pairs = model(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        labels=labels,
+        entity_spans=torch.full((2, 0, 3), -1),
+        relation_labels=torch.zeros((2, 0), dtype=torch.long),
+    )
+    assert torch.isfinite(no_pairs.loss) and no_pairs.relation_loss.item() == 0.0
+
+
+def test_length_grouped_batches_cover_every_index_once():
+    lengths = [5, 30, 7, 12, 3, 40, 22, 9, 15, 1]
+    batches = length_grouped_batches(lengths, batch_size=3, seed=1, group_factor=2)
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    assert batches == length_grouped_batches(lengths, batch_size=3, seed=1, group_factor=2)
+    assert batches != length_grouped_batches(lengths, batch_size=3, seed=2, group_factor=2)
+
+
+@pytest.mark.data
+def test_training_overfits_twenty_sentences(ade_data_dir, minilm_tokenizer):
+    """Real behaviour: a tiny random encoder memorises 20 ADE sentences (NER F1 >= 0.95 on them)."""
+    from transformers import pipeline
+
+    from datasets_scripts.ade_corpus import load_ade
+
+    records = list(load_ade("fold_0", data_dir=ade_data_dir)["train"])[:20]
+    model = tiny_model()
+    features = [encode_ade_record(r, minilm_tokenizer, model.config, 128).features for r in records]
+    collate = AdeCollator(minilm_tokenizer.pad_token_id, model.candidate_type_ids())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(60):
+        for start in range(0, 20, 10):
+            loss = model(**collate(features[start : start + 10])).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    extract = pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer)
+    outputs = extract([r["text"] for r in records], batch_size=8)
+    gold = [[(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in records]
+    pred = [[(e["type"], e["start"], e["end"]) for e in o["entities"]] for o in outputs]
+    scores = ner_scores(gold, pred)
+    assert scores["ner_f1_micro"] >= 0.95, scores
+    for record, output in zip(records, outputs):
+        for entity in output["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+    found = sum(len(o["relations"]) for o in outputs)
+    assert found > 0, "the relation head found no relation in sentences it was trained on"

@@ -1,0 +1,209 @@
+"""One CLI for every training task; runs unchanged under ``python train.py`` and ``accelerate launch train.py``.
+
+    python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade --fold 0
+    python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade-cv --cv 10
+
+``python train.py TASK --help`` documents every flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    model: str,
+) -> None:
+    """Flags every training task shares (names fixed by the CLI contract in DESIGN.md)."""
+    g = parser.add_argument_group("model and output")
+    g.add_argument("--model", default=model, help=f"encoder name, Hub id or folder (default: {model})")
+    g.add_argument(
+        "--output-dir", required=True, help="where the model, tokenizer, metrics.json and arguments go"
+    )
+    g.add_argument(
+        "--num-hidden-layers",
+        type=int,
+        default=None,
+        help="keep only the first N encoder layers (a quick way to a smaller model); default: all",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=None,
+        help="raw corpus folder (default: the corpus environment variable, then ../shared/data/...)",
+    )
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help=f"training batch size per process (default: {batch_size})",
+    )
+    g.add_argument(
+        "--eval-batch-size", type=int, default=64, help="evaluation batch size per process (default: 64)"
+    )
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=learning_rate,
+        help=f"peak learning rate of the top encoder layer and the heads (default: {learning_rate})",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=float,
+        default=5e-3,
+        help="AdamW weight decay; none on biases and norms (default: 5e-3, the paper's L2)",
+    )
+    g.add_argument(
+        "--layer-decay",
+        type=float,
+        default=1.0,
+        help="layer-wise lr decay: a layer's lr is the one above times this; 1.0 = off (default: 1.0)",
+    )
+    g.add_argument(
+        "--scheduler",
+        choices=["linear", "cosine", "constant"],
+        default="linear",
+        help="decay after warm-up (default: linear)",
+    )
+    warm = g.add_mutually_exclusive_group()
+    warm.add_argument(
+        "--warmup-ratio", type=float, default=None, help="warm-up as a fraction of all steps (default 0)"
+    )
+    warm.add_argument("--warmup-steps", type=int, default=None, help="warm-up in optimizer steps")
+    g.add_argument(
+        "--max-length",
+        type=int,
+        default=max_length,
+        help=f"maximum tokens per sentence; longer ones are cut and counted in the log (default: {max_length})",
+    )
+    g.add_argument(
+        "--seed", type=int, default=42, help="random seed, set before the model is built (default: 42)"
+    )
+    g.add_argument(
+        "--mixed-precision",
+        choices=["no", "fp16", "bf16"],
+        default="no",
+        help="passed to Accelerate (default: no)",
+    )
+    g = parser.add_argument_group("data size and logging")
+    g.add_argument(
+        "--max-train-samples", type=int, default=None, help="use only the first N training sentences"
+    )
+    g.add_argument(
+        "--max-eval-samples", type=int, default=None, help="use only the first N evaluation sentences"
+    )
+    g.add_argument("--logging-steps", type=int, default=20, help="log the loss every N steps (default: 20)")
+    g.add_argument(
+        "--report-to",
+        choices=["tensorboard", "none"],
+        default="tensorboard",
+        help="experiment tracker for accelerate's log (default: tensorboard, under OUT/logs)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+
+    ade = tasks.add_parser(
+        "ade",
+        help="joint NER + relation extraction of adverse drug events (ADE corpus)",
+        description="Joint NER + RE on the ADE corpus with the standard 10-fold split. "
+        "Defaults are the paper's: max length 128, batch 16, lr 2e-5, 5 epochs, dropout 0.1, "
+        "weight decay 5e-3.",
+    )
+    add_common_arguments(
+        ade,
+        epochs=5,
+        batch_size=16,
+        learning_rate=2e-5,
+        max_length=128,
+        model="sentence-transformers/all-MiniLM-L6-v2",
+    )
+    g = ade.add_argument_group("ADE task")
+    which = g.add_mutually_exclusive_group()
+    which.add_argument(
+        "--fold",
+        type=int,
+        default=0,
+        choices=range(10),
+        metavar="K",
+        help="train on fold K's train part, evaluate on its test part (default: 0)",
+    )
+    which.add_argument(
+        "--cv",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cross-validation over folds 0..N-1 (10 = the full protocol); per-fold results in "
+        "OUT/fold_K and mean ± std in OUT/metrics.json",
+    )
+    g.add_argument(
+        "--ner-loss-weight", type=float, default=0.5, help="λ in loss = λ·L_ner + (1-λ)·L_rel (default: 0.5)"
+    )
+    g.add_argument(
+        "--classifier-dropout", type=float, default=0.1, help="dropout in both heads (default: 0.1)"
+    )
+    return parser
+
+
+def run_ade(args) -> dict:
+    from datasets_scripts.ade_corpus import load_ade
+    from modeling_ade.ade_task import run_fold
+    from modeling_ade.metrics import aggregate_folds, format_cv_table
+    from modeling_ade.training import write_json
+
+    out = Path(args.output_dir)
+    folds = list(range(args.cv)) if args.cv else [args.fold]
+    if args.cv is not None and not 1 <= args.cv <= 10:
+        raise SystemExit(f"--cv must be between 1 and 10, got {args.cv}")
+    per_fold = []
+    for fold in folds:
+        splits = load_ade(f"fold_{fold}", data_dir=args.data_dir)
+        train = list(splits["train"])[: args.max_train_samples]
+        test = list(splits["test"])[: args.max_eval_samples]
+        fold_dir = out / f"fold_{fold}" if args.cv else out
+        metrics = run_fold(argparse.Namespace(**vars(args)), train, test, fold_dir, f"ade fold {fold}")
+        per_fold.append(metrics)
+        print(
+            f"\nfold {fold} (test part, strict):\n"
+            + format_cv_table(aggregate_folds([metrics]), keys=SUMMARY_KEYS)
+        )
+    if args.cv:
+        summary = aggregate_folds([{k: m[k] for k in ("overlap_kept", "overlap_removed")} for m in per_fold])
+        write_json(out / "metrics.json", {"cross_validation": summary, "folds": folds})
+        print(
+            f"\n{len(folds)}-fold cross-validation (column k = fold k):\n"
+            + format_cv_table(summary, keys=SUMMARY_KEYS)
+        )
+        return summary
+    return per_fold[0]
+
+
+SUMMARY_KEYS = [
+    f"{overlap}.{key}"
+    for overlap in ("overlap_kept", "overlap_removed")
+    for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities")
+]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    return {"ade": run_ade}[args.task](args)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
