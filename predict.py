@@ -28,7 +28,11 @@ def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]
     """Read documents as ``{"text": ..., **other fields}``; errors name the file, line and field."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    fmt = input_format if input_format != "auto" else ("jsonl" if path.suffix in {".jsonl", ".json"} else "text")
+    fmt = (
+        input_format
+        if input_format != "auto"
+        else ("jsonl" if path.suffix in {".jsonl", ".json"} else "text")
+    )
     documents = []
     with path.open(encoding="utf-8-sig") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -41,7 +45,9 @@ def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{line_no}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise InputError(
+                    f"{path}:{line_no}: not valid JSON ({err.msg} at column {err.colno})"
+                ) from None
             if not isinstance(record, dict) or text_field not in record:
                 raise InputError(f"{path}:{line_no}: field {text_field!r} missing (use --text-field)")
             if not isinstance(record[text_field], str):
@@ -57,7 +63,9 @@ def render_html(documents: list[dict], results: list[dict]) -> str:
     """One self-contained page: each text with its entities highlighted by type and its relations listed."""
     types = sorted({e["type"] for r in results for e in r["entities"]})
     colour = {t: TYPE_COLOURS[i % len(TYPE_COLOURS)] for i, t in enumerate(types)}
-    legend = " ".join(f'<span class="ent" style="background:{colour[t]}">{html.escape(t)}</span>' for t in types)
+    legend = " ".join(
+        f'<span class="ent" style="background:{colour[t]}">{html.escape(t)}</span>' for t in types
+    )
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ADE extraction</title><style>"
         "body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.7}"
@@ -80,10 +88,13 @@ def render_html(documents: list[dict], results: list[dict]) -> str:
             cursor = entity["end"]
         pieces.append(html.escape(text[cursor:]))
         relations = "".join(
-            "<li>" + " → ".join(
+            "<li>"
+            + " → ".join(
                 f"{html.escape(v['text'])} <small>({html.escape(v['type'])})</small>"
-                for k, v in rel.items() if isinstance(v, dict)
-            ) + f" <small>{html.escape(rel['type'])} {rel['score']:.2f}</small></li>"
+                for k, v in rel.items()
+                if isinstance(v, dict)
+            )
+            + f" <small>{html.escape(rel['type'])} {rel['score']:.2f}</small></li>"
             for rel in result["relations"]
         )
         parts.append(
@@ -95,21 +106,37 @@ def render_html(documents: list[dict], results: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", type=Path, help="plain-text file (one document per line) or JSONL file")
     parser.add_argument("--model", required=True, help="trained model folder (train.py ade output) or Hub id")
-    parser.add_argument("--output", type=Path, required=True, help="JSONL file to write, one line per document")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="JSONL file to write, one line per document"
+    )
     parser.add_argument("--html", type=Path, default=None, help="also write an HTML page for reviewers")
-    parser.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto",
-                        help="input format (default: auto, from the extension: .jsonl/.json = JSONL)")
+    parser.add_argument(
+        "--format",
+        choices=["auto", "text", "jsonl"],
+        default="auto",
+        help="input format (default: auto, from the extension: .jsonl/.json = JSONL)",
+    )
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="tokens per window; longer documents are windowed, never cut (default: model max)")
-    parser.add_argument("--stride", type=int, default=32, help="tokens shared by neighbouring windows (default: 32)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="load the model's own code from its folder/Hub repo (needed when modeling_ade is "
-                        "not installed)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per window; longer documents are windowed, never cut (default: model max)",
+    )
+    parser.add_argument(
+        "--stride", type=int, default=32, help="tokens shared by neighbouring windows (default: 32)"
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="load the model's own code from its folder/Hub repo (needed when modeling_ade is not installed)",
+    )
     return parser
 
 
@@ -135,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     options = {"stride": args.stride, **({"max_length": args.max_length} if args.max_length else {})}
     results = []
     texts = (d["text"] for d in documents)
-    for result in tqdm(extract(texts, batch_size=args.batch_size, **options), total=len(documents), desc="extract"):
+    for result in tqdm(
+        extract(texts, batch_size=args.batch_size, **options), total=len(documents), desc="extract"
+    ):
         results.append(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8") as handle:
@@ -145,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         args.html.write_text(render_html(documents, results), encoding="utf-8")
     n_ent = sum(len(r["entities"]) for r in results)
     n_rel = sum(len(r["relations"]) for r in results)
-    print(f"{len(documents)} documents, {n_ent} entities, {n_rel} relations -> {args.output}"
-          + (f" and {args.html}" if args.html else ""))
+    print(
+        f"{len(documents)} documents, {n_ent} entities, {n_rel} relations -> {args.output}"
+        + (f" and {args.html}" if args.html else "")
+    )
     return 0
 
 

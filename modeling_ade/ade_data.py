@@ -31,7 +31,8 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
     """One corpus record -> features: ``input_ids``, ``attention_mask`` (+ ``token_type_ids``), ``word_index``,
     ``labels`` (BIO ids at first sub-words), ``entity_spans`` ``[[first_token, last_token, type_index]]`` of the
     gold entities that could be placed, ``gold_relations`` ``[[head, tail, relation_label]]`` indices into
-    ``entity_spans``. Entities lost to truncation are counted, never dropped silently."""
+    ``entity_spans``, and ``offset_mapping`` (for decoding; the collator leaves it out). Entities lost to
+    truncation are counted, never dropped silently."""
     encoding = tokenizer(record["text"], truncation=True, max_length=max_length, return_offsets_mapping=True)
     word_ids = encoding.word_ids()
     truncated = len(tokenizer(record["text"])["input_ids"]) > max_length
@@ -61,6 +62,9 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
         "labels": aligned.labels,
         "entity_spans": spans,
         "gold_relations": gold,
+        "offset_mapping": [
+            list(o) for o in encoding["offset_mapping"]
+        ],  # kept for decoding, not a model input
     }
     if "token_type_ids" in encoding:
         features["token_type_ids"] = encoding["token_type_ids"]

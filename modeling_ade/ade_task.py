@@ -117,7 +117,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
         test_features = encode_records(test_records, tokenizer, config, args.max_length, "test")
     collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
     train_loader = DataLoader(
-        [{k: v for k, v in f.items() if k != "index"} for f in train_features],
+        train_features,
         batch_sampler=LengthGroupedBatchSampler(
             [len(f["input_ids"]) for f in train_features], args.batch_size, args.seed
         ),
@@ -125,7 +125,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
     )
     history = fit(accelerator, model, train_loader, args, description=description)
 
-    def collate_with_index(features):
+    def collate_with_index(features):  # the index finds each sentence's gold data and offsets again
         return {**collator(features), "index": torch.tensor([f["index"] for f in features])}
 
     test_order = sorted(range(len(test_features)), key=lambda i: len(test_features[i]["input_ids"]))
@@ -136,12 +136,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
             collate_fn=collate_with_index,
         )
     )
-    offsets = [
-        tokenizer(r["text"], truncation=True, max_length=args.max_length, return_offsets_mapping=True)[
-            "offset_mapping"
-        ]
-        for r in test_records
-    ]
+    offsets = [f["offset_mapping"] for f in test_features]
     unwrapped = accelerator.unwrap_model(model)
     predictions, gold_entity_predictions = predict(
         accelerator, model, test_loader, test_records, offsets, unwrapped.config

@@ -14,7 +14,9 @@ from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_tokenizer):
     torch.manual_seed(0)
-    model = JointNerReForAdeExtraction(JointNerReConfig(encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size)))
+    model = JointNerReForAdeExtraction(
+        JointNerReConfig(encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size))
+    )
     with torch.no_grad():
         model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
         model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
@@ -28,7 +30,9 @@ def test_plain_text_keeps_one_line_per_document(model_dir, tmp_path):
     lines = ["Intravenous azithromycin-induced ototoxicity.", "", "Lithium <toxicity> & rash"]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out, page = tmp_path / "out.jsonl", tmp_path / "out.html"
-    assert predict.main([str(source), "--model", str(model_dir), "--output", str(out), "--html", str(page)]) == 0
+    assert (
+        predict.main([str(source), "--model", str(model_dir), "--output", str(out), "--html", str(page)]) == 0
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == lines
     assert rows[1]["entities"] == []
@@ -44,16 +48,23 @@ def test_jsonl_with_a_text_field_copies_other_fields(model_dir, tmp_path):
     source = tmp_path / "reports.jsonl"
     source.write_text(json.dumps({"id": 7, "abstract": "Aspirin caused rash."}) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert predict.main([str(source), "--model", str(model_dir), "--output", str(out), "--text-field", "abstract"]) == 0
+    assert (
+        predict.main(
+            [str(source), "--model", str(model_dir), "--output", str(out), "--text-field", "abstract"]
+        )
+        == 0
+    )
     row = json.loads(out.read_text(encoding="utf-8"))
     assert row["id"] == 7 and row["text"] == "Aspirin caused rash." and "entities" in row
 
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{\"text\": \"ok\"}\n{not json}\n", "reports.jsonl:2: not valid JSON"),
-     ("{\"body\": \"x\"}\n", "reports.jsonl:1: field 'text' missing"),
-     ("{\"text\": 3}\n", "reports.jsonl:1: field 'text' is not a string")],
+    [
+        ('{"text": "ok"}\n{not json}\n', "reports.jsonl:2: not valid JSON"),
+        ('{"body": "x"}\n', "reports.jsonl:1: field 'text' missing"),
+        ('{"text": 3}\n', "reports.jsonl:1: field 'text' is not a string"),
+    ],
 )
 def test_bad_jsonl_names_file_line_and_field(model_dir, tmp_path, capsys, content, message):
     source = tmp_path / "reports.jsonl"
@@ -63,5 +74,8 @@ def test_bad_jsonl_names_file_line_and_field(model_dir, tmp_path, capsys, conten
 
 
 def test_missing_input_file(model_dir, tmp_path, capsys):
-    assert predict.main([str(tmp_path / "nope.txt"), "--model", str(model_dir), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        predict.main([str(tmp_path / "nope.txt"), "--model", str(model_dir), "--output", str(tmp_path / "o")])
+        == 2
+    )
     assert "nope.txt: no such file" in capsys.readouterr().err

@@ -8,11 +8,28 @@ from transformers import pipeline
 import train
 
 KEYS = [
-    "ner_f1_micro", "ner_precision_micro", "ner_recall_micro", "ner_f1_macro", "ner_precision_macro",
-    "ner_recall_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities",
+    "ner_f1_micro",
+    "ner_precision_micro",
+    "ner_recall_micro",
+    "ner_f1_macro",
+    "ner_precision_macro",
+    "ner_recall_macro",
+    "re_f1_strict",
+    "re_f1_boundaries",
+    "re_f1_gold_entities",
 ]
-SMALL = ["--max-train-samples", "24", "--max-eval-samples", "12", "--epochs", "1", "--num-hidden-layers", "1",
-         "--batch-size", "8", "--report-to", "none"]
+SMALL = [
+    "--max-train-samples",
+    "24",
+    "--max-eval-samples",
+    "12",
+    "--epochs",
+    "1",
+    "--num-hidden-layers",
+    "1",
+    "--batch-size",
+    "8",
+]
 
 
 @pytest.mark.data
@@ -28,6 +45,7 @@ def test_single_fold_writes_model_metrics_and_arguments(ade_data_dir, tmp_path):
     assert metrics["overlap_kept"]["n_documents"] == 12
     args = json.loads((out / "training_args.json").read_text())
     assert args["fold"] == 3 and args["num_hidden_layers"] == 1
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "TensorBoard tracker wrote nothing"
     extract = pipeline("ade-extraction", model=str(out), trust_remote_code=True)
     assert extract.model.config.encoder_config.num_hidden_layers == 1
     text = "Intravenous azithromycin-induced ototoxicity."
@@ -39,11 +57,27 @@ def test_single_fold_writes_model_metrics_and_arguments(ade_data_dir, tmp_path):
 @pytest.mark.slow
 def test_cross_validation_aggregates_folds(ade_data_dir, tmp_path, capsys):
     out = tmp_path / "cv"
-    train.main(["ade", "--output-dir", str(out), "--cv", "2", "--data-dir", str(ade_data_dir), *SMALL])
+    train.main(
+        [
+            "ade",
+            "--output-dir",
+            str(out),
+            "--cv",
+            "2",
+            "--data-dir",
+            str(ade_data_dir),
+            *SMALL,
+            "--report-to",
+            "none",
+        ]
+    )
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["folds"] == [0, 1]
     cell = summary["cross_validation"]["overlap_kept"]["re_f1_strict"]
-    fold_values = [json.loads((out / f"fold_{k}" / "metrics.json").read_text())["overlap_kept"]["re_f1_strict"] for k in (0, 1)]
+    fold_values = [
+        json.loads((out / f"fold_{k}" / "metrics.json").read_text())["overlap_kept"]["re_f1_strict"]
+        for k in (0, 1)
+    ]
     assert cell["values"] == fold_values
     assert cell["mean"] == pytest.approx(sum(fold_values) / 2)
     assert "2-fold cross-validation" in capsys.readouterr().out

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
+# pick one with `make bench BENCH=crf` (crf | ade | ner-ablation). Results go to runs/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+OUT=runs/bench
+mkdir -p "$OUT"
+which=${BENCH:-all}
+
+if [[ $which == all || $which == crf ]]; then
+  echo "== CRF vs pytorch-crf (installed for the benchmark only) =="
+  $PY -m pip install -q pytorch-crf==0.7.2
+  $PY benchmarks/bench_crf.py --threads 1 --repeats 50 --output "$OUT/crf.json"
+fi
+
+if [[ $which == all || $which == ade ]]; then
+  echo "== ADE fold 0, all-MiniLM-L6-v2, the paper's settings (5 epochs) =="
+  /usr/bin/time -v $PY train.py ade --fold 0 --output-dir "$OUT/ade_fold0" --report-to none 2>&1 \
+    | grep -v "it/s\]" | tee "$OUT/ade_fold0.log" | tail -n 40
+fi
+
+if [[ $which == all || $which == ner-ablation ]] && [[ -f benchmarks/ner_ablation.sh ]]; then
+  bash benchmarks/ner_ablation.sh
+fi
