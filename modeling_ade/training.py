@@ -41,8 +41,18 @@ def make_accelerator(args) -> Accelerator:
     )
 
 
-def make_optimizer(model: torch.nn.Module, args, num_training_steps: int, accelerator: Accelerator):
-    """AdamW over the shared parameter groups (layer-wise decay, no decay on biases/norms) + schedule."""
+def make_optimizer(
+    model: torch.nn.Module,
+    args,
+    num_training_steps: int,
+    accelerator: Accelerator,
+    encoder_attr: str = "encoder",
+):
+    """AdamW over the shared parameter groups (layer-wise decay, no decay on biases/norms) + schedule.
+
+    ``encoder_attr`` names the pre-trained encoder inside ``model`` (``model.base_model_prefix`` for a
+    ``transformers`` head model such as ``BertForMaskedLM``; see ``optim.build_param_groups``).
+    """
     groups = build_param_groups(
         model,
         learning_rate=args.learning_rate,
@@ -50,6 +60,7 @@ def make_optimizer(model: torch.nn.Module, args, num_training_steps: int, accele
         layer_decay=args.layer_decay,
         head_learning_rate=getattr(args, "head_learning_rate", None),
         crf_learning_rate=getattr(args, "crf_learning_rate", None),
+        encoder_attr=encoder_attr,
     )
     if accelerator.is_main_process:
         logger.info("parameter groups:\n" + describe_param_groups(groups))
@@ -69,13 +80,17 @@ def fit(
     *,
     description: str = "train",
     on_epoch_end: Callable[[int], dict] | None = None,
+    encoder_attr: str = "encoder",
 ) -> list[dict]:
     """Train ``args.epochs`` epochs; returns one log dict per epoch (mean loss, and what ``on_epoch_end`` adds).
 
     ``train_loader`` is not yet prepared; the model is prepared here together with optimizer and scheduler.
+    ``encoder_attr`` goes to :func:`make_optimizer`.
     """
     steps_per_epoch = math.ceil(len(train_loader) / max(accelerator.num_processes, 1))
-    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch * args.epochs, accelerator)
+    optimizer, scheduler = make_optimizer(
+        model, args, steps_per_epoch * args.epochs, accelerator, encoder_attr=encoder_attr
+    )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
     history, step = [], 0
     for epoch in range(args.epochs):
