@@ -2,6 +2,8 @@
 
     python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade --fold 0
     python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade-cv --cv 10
+    python train.py ner --model m3e-small --output-dir runs/ner --head crf --layer-decay 0.8333
+    python train.py mlm --output-dir runs/mlm --dataset ade_corpus:negatives --exclude-fold 0
 
 ``python train.py TASK --help`` documents every flag.
 """
@@ -22,8 +24,14 @@ def add_common_arguments(
     learning_rate: float,
     max_length: int,
     model: str,
+    layer_decay: float = 1.0,
+    long_sentences: str = "cut and counted in the log",
 ) -> None:
-    """Flags every training task shares (names fixed by the CLI contract in DESIGN.md)."""
+    """Flags every training task shares (names fixed by the CLI contract in DESIGN.md).
+
+    ``layer_decay`` is the task's default for ``--layer-decay``; ``long_sentences`` says in
+    ``--max-length``'s help what the task does with longer sentences.
+    """
     g = parser.add_argument_group("model and output")
     g.add_argument("--model", default=model, help=f"encoder name, Hub id or folder (default: {model})")
     g.add_argument(
@@ -66,8 +74,9 @@ def add_common_arguments(
     g.add_argument(
         "--layer-decay",
         type=float,
-        default=1.0,
-        help="layer-wise lr decay: a layer's lr is the one above times this; 1.0 = off (default: 1.0)",
+        default=layer_decay,
+        help="layer-wise lr decay: a layer's lr is the one above times this, so dividing by k is 1/k "
+        f"(the BERT-CRF paper's k = 1.2 is 0.8333); 1.0 = off (default: {layer_decay:.4g})",
     )
     g.add_argument(
         "--scheduler",
@@ -84,7 +93,7 @@ def add_common_arguments(
         "--max-length",
         type=int,
         default=max_length,
-        help=f"maximum tokens per sentence; longer ones are cut and counted in the log (default: {max_length})",
+        help=f"maximum tokens per sentence; longer ones are {long_sentences} (default: {max_length})",
     )
     g.add_argument(
         "--seed", type=int, default=42, help="random seed, set before the model is built (default: 42)"
@@ -156,7 +165,99 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--classifier-dropout", type=float, default=0.1, help="dropout in both heads (default: 0.1)"
     )
+
+    ner = tasks.add_parser(
+        "ner",
+        help="BERT-CRF token classification (Chinese HealthNER by default, or any word + BIO-tag dataset)",
+        description="Encoder + two linear layers + CRF (or softmax), trained with layer-wise lr decay. "
+        "Defaults are the paper's: 3 epochs, batch 16, lr 4e-5, layer decay 1/1.2; max length 512 covers "
+        "every HealthNER sentence. Data: the Chinese HealthNER train/dev protocol, or --dataset.",
+    )
+    add_common_arguments(
+        ner,
+        epochs=3,
+        batch_size=16,
+        learning_rate=4e-5,
+        max_length=512,
+        model="moka-ai/m3e-small",
+        layer_decay=1 / 1.2,
+        long_sentences="split at word boundaries into consecutive windows (nothing cut), counted in the log",
+    )
+    g = ner.add_argument_group("NER model")
+    g.add_argument(
+        "--head",
+        choices=["crf", "softmax"],
+        default="crf",
+        help="crf: CRF loss and Viterbi decoding; softmax: per-token cross-entropy (default: crf)",
+    )
+    g.add_argument(
+        "--no-bio-constraints",
+        action="store_true",
+        help="let the CRF learn every transition (by default O -> I-X, B-X -> I-Y, I-X -> I-Y and "
+        "starting with I-X are forbidden)",
+    )
+    g.add_argument(
+        "--head-learning-rate",
+        type=float,
+        default=None,
+        help="learning rate of the two linear layers (default: --learning-rate)",
+    )
+    g.add_argument(
+        "--crf-learning-rate",
+        type=float,
+        default=None,
+        help="learning rate of the CRF transition scores (default: the head's)",
+    )
+    g = ner.add_argument_group("data (default: Chinese HealthNER train / dev from --data-dir)")
+    g.add_argument(
+        "--dataset",
+        default=None,
+        help="another dataset of words + BIO tags: a folder (e.g. a Parquet export with a dataset card), "
+        "a local .json / .jsonl / .parquet file, or a Hub dataset id",
+    )
+    g.add_argument("--dataset-config", default=None, help="configuration of --dataset (default: its default)")
+    g.add_argument(
+        "--eval-dataset-config",
+        default=None,
+        help="configuration of --dataset to evaluate on (default: --dataset-config)",
+    )
+    g.add_argument(
+        "--train-split",
+        default=None,
+        help="split of --dataset to train on, slices allowed: train[:90%%] (default: train)",
+    )
+    g.add_argument(
+        "--eval-split",
+        default=None,
+        help="split of --dataset to evaluate on, slices allowed: train[90%%:] (default: validation)",
+    )
+    g.add_argument(
+        "--tokens-column",
+        default="tokens",
+        help="column of --dataset holding each sentence's words (characters for Chinese) (default: tokens)",
+    )
+    g.add_argument(
+        "--tags-column",
+        default="ner_tags",
+        help="column of --dataset holding the BIO tags: ClassLabel ids or strings (default: ner_tags)",
+    )
+
+    from modeling_ade.mlm_task import add_mlm_parser
+
+    add_mlm_parser(tasks, add_common_arguments)
     return parser
+
+
+def run_ner(args) -> dict:
+    from modeling_ade.ner_task import run_ner as run
+
+    return run(args)
+
+
+def run_mlm(args) -> dict:
+    from modeling_ade.mlm_task import run_mlm as run
+
+    return run(args)
 
 
 def run_ade(args) -> dict:
@@ -175,7 +276,8 @@ def run_ade(args) -> dict:
         train = list(splits["train"])[: args.max_train_samples]
         test = list(splits["test"])[: args.max_eval_samples]
         fold_dir = out / f"fold_{fold}" if args.cv else out
-        metrics = run_fold(argparse.Namespace(**vars(args)), train, test, fold_dir, f"ade fold {fold}")
+        fold_args = argparse.Namespace(**{**vars(args), "fold": fold})  # recorded in training_args.json
+        metrics = run_fold(fold_args, train, test, fold_dir, f"ade fold {fold}")
         per_fold.append(metrics)
         print(
             f"\nfold {fold} (test part, strict):\n"
@@ -202,7 +304,7 @@ SUMMARY_KEYS = [
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return {"ade": run_ade}[args.task](args)
+    return {"ade": run_ade, "ner": run_ner, "mlm": run_mlm}[args.task](args)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ Importing the package registers the configs with ``AutoConfig``, the models with
 ``AutoModel...`` classes and the pipelines with ``PIPELINE_REGISTRY``.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .configuration_bert_crf import BertCrfConfig
 from .configuration_joint_ner_re import JointNerReConfig
+from .modeling_bert_crf import BertCrfForTokenClassification, BertCrfOutput
 from .modeling_joint_ner_re import JointNerReForAdeExtraction, JointNerReOutput
 from .pipeline_ade_extraction import AdeExtractionPipeline
 
@@ -19,4 +21,17 @@ PIPELINE_REGISTRY.register_pipeline(
     "ade-extraction", pipeline_class=AdeExtractionPipeline, pt_model=AutoModel, type="text"
 )
 
-__all__ = ["AdeExtractionPipeline", "JointNerReConfig", "JointNerReForAdeExtraction", "JointNerReOutput"]
+AutoConfig.register(BertCrfConfig.model_type, BertCrfConfig)
+AutoModelForTokenClassification.register(BertCrfConfig, BertCrfForTokenClassification)
+BertCrfConfig.register_for_auto_class()
+BertCrfForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")
+
+__all__ = [
+    "AdeExtractionPipeline",
+    "BertCrfConfig",
+    "BertCrfForTokenClassification",
+    "BertCrfOutput",
+    "JointNerReConfig",
+    "JointNerReForAdeExtraction",
+    "JointNerReOutput",
+]
