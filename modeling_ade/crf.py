@@ -123,7 +123,8 @@ class CRF(nn.Module):
                 raise ValueError(f"expected {name} to be a torch.bool tensor, got {got}")
             if tuple(value.shape) != shape:
                 raise ValueError(f"expected {name} of shape {shape}, got {tuple(value.shape)}")
-        if allowed_start is not None and not bool(allowed_start.any()):
+        # A meta tensor (``from_pretrained`` builds modules on the meta device) has no values to check.
+        if allowed_start is not None and not allowed_start.is_meta and not bool(allowed_start.any()):
             raise ValueError("allowed_start forbids every tag: no sequence could start")
         super().__init__()
         self.num_tags = num_tags

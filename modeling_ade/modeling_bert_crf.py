@@ -198,12 +198,10 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
         self.crf = None
         if config.head == "crf":
             labels = [config.id2label[i] for i in range(config.num_labels)]
-            # Built on the CPU even when `from_pretrained` builds the model on the meta device: the CRF
-            # checks their values; they are persistent buffers, so the checkpoint's copy replaces them.
-            with torch.device("cpu"):
-                allowed_start, allowed_transitions = (
-                    bio_constraints(labels) if config.use_bio_constraints else (None, None)
-                )
+            # Persistent buffers: `from_pretrained` restores them from the checkpoint.
+            allowed_start, allowed_transitions = (
+                bio_constraints(labels) if config.use_bio_constraints else (None, None)
+            )
             self.crf = CRF(
                 config.num_labels, allowed_transitions=allowed_transitions, allowed_start=allowed_start
             )

@@ -549,3 +549,11 @@ def test_crf_module_imports_only_torch_and_stdlib() -> None:
 def test_repr() -> None:
     assert repr(CRF(3)) == "CRF(num_tags=3, constrained=False)"
     assert math.isclose(CONSTRAINT_PENALTY, -1e4)
+
+
+def test_constrained_crf_can_be_built_on_the_meta_device():
+    """`from_pretrained` builds modules on the meta device; the constraint check must not read values there."""
+    allowed_start, allowed_transitions = bio_constraints(["O", "B-X", "I-X"])
+    with torch.device("meta"):
+        crf = CRF(3, allowed_transitions=allowed_transitions.to("meta"), allowed_start=allowed_start.to("meta"))
+    assert crf.allowed_start.is_meta
