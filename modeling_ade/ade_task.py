@@ -16,7 +16,7 @@ from .encoders import resolve_model_name
 from .metrics import compute_ade_metrics
 from .modeling_joint_ner_re import JointNerReForAdeExtraction
 from .pipeline_ade_extraction import window_predictions
-from .training import fit, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, write_json
 
 logger = get_logger(__name__)
 
@@ -100,7 +100,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
     args.output_dir = str(output_dir)
     accelerator = make_accelerator(args)
     if accelerator.is_main_process:
-        accelerator.init_trackers(description.replace(" ", "_"), config=_loggable(vars(args)))
+        accelerator.init_trackers(description.replace(" ", "_"), config=loggable(vars(args)))
     set_seed(args.seed)
     model_path = resolve_model_name(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -148,13 +148,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
         pipe = pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer)
         pipe.save_pretrained(output_dir)
         write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "training_args.json", _loggable(vars(args)))
+        write_json(output_dir / "training_args.json", loggable(vars(args)))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
-
-
-def _loggable(values: dict) -> dict:
-    return {
-        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items() if v is not None
-    }

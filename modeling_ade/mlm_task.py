@@ -52,7 +52,7 @@ from .mlm_data import (
     special_template,
     split_held_out,
 )
-from .training import fit, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, write_json
 
 logger = get_logger(__name__)
 
@@ -512,7 +512,7 @@ def run_mlm(args) -> dict:
         raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
     accelerator = make_accelerator(args)
     if accelerator.is_main_process:
-        accelerator.init_trackers("mlm", config=_loggable(vars(args)))
+        accelerator.init_trackers("mlm", config=loggable(vars(args)))
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path, **tokenizer_kwargs(args.model))
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
@@ -604,13 +604,7 @@ def run_mlm(args) -> dict:
         accelerator.unwrap_model(model).save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_json(out / "metrics.json", metrics)
-        write_json(out / "training_args.json", _loggable(vars(args)))
+        write_json(out / "training_args.json", loggable(vars(args)))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
-
-
-def _loggable(values: dict) -> dict:
-    return {
-        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items() if v is not None
-    }

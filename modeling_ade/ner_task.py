@@ -43,7 +43,7 @@ from .configuration_bert_crf import check_bio_labels
 from .encoders import resolve_model_name, tokenizer_kwargs
 from .metrics import bio_to_spans, ner_scores_from_tags
 from .modeling_bert_crf import IGNORE, BertCrfForTokenClassification
-from .training import fit, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, write_json
 
 logger = get_logger(__name__)
 plain_logger = logging.getLogger(__name__)  # for helpers that also run outside an Accelerate run
@@ -517,13 +517,6 @@ def run_ner(args: argparse.Namespace) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
-
-
-def loggable(values: dict) -> dict:
-    """Arguments as JSON / tracker friendly scalars (``None`` left out, others as strings)."""
-    return {
-        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items() if v is not None
-    }
 
 
 __all__ = [

@@ -133,6 +133,13 @@ def fit(
     return history
 
 
+def loggable(values: dict) -> dict:
+    """Arguments as JSON / tracker friendly scalars (``None`` left out, others as strings)."""
+    return {
+        k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items() if v is not None
+    }
+
+
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

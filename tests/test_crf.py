@@ -555,5 +555,7 @@ def test_constrained_crf_can_be_built_on_the_meta_device():
     """`from_pretrained` builds modules on the meta device; the constraint check must not read values there."""
     allowed_start, allowed_transitions = bio_constraints(["O", "B-X", "I-X"])
     with torch.device("meta"):
-        crf = CRF(3, allowed_transitions=allowed_transitions.to("meta"), allowed_start=allowed_start.to("meta"))
+        crf = CRF(
+            3, allowed_transitions=allowed_transitions.to("meta"), allowed_start=allowed_start.to("meta")
+        )
     assert crf.allowed_start.is_meta
