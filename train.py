@@ -307,5 +307,18 @@ def main(argv: list[str] | None = None) -> dict:
     return {"ade": run_ade, "ner": run_ner, "mlm": run_mlm}[args.task](args)
 
 
+def cli() -> int:
+    """Command-line entry: bad input (data folder, corpus file, dataset column) is one clear message, exit 2."""
+    from datasets_scripts.ade_corpus import AdeFormatError
+    from datasets_scripts.chinese_healthner import HealthNerFormatError
+    from datasets_scripts.common import DataDirError
+
+    try:
+        return 0 if main() is not None else 1
+    except (DataDirError, AdeFormatError, HealthNerFormatError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    sys.exit(cli())

@@ -87,3 +87,28 @@ def test_cv_and_fold_are_exclusive(capsys):
     with pytest.raises(SystemExit):
         train.main(["ade", "--output-dir", "x", "--cv", "10", "--fold", "2"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_missing_data_folder_is_one_clear_message(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(train.__file__)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "ade",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "nowhere" in result.stderr and "DRUG-AE.rel" in result.stderr
