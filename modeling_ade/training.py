@@ -50,6 +50,8 @@ def make_optimizer(
 ):
     """AdamW over the shared parameter groups (layer-wise decay, no decay on biases/norms) + schedule.
 
+    ``num_training_steps`` counts optimizer steps of one process; warm-up ``--warmup-steps`` too.
+
     ``encoder_attr`` names the pre-trained encoder inside ``model`` (``model.base_model_prefix`` for a
     ``transformers`` head model such as ``BertForMaskedLM``; see ``optim.build_param_groups``).
     """
@@ -66,8 +68,14 @@ def make_optimizer(
         logger.info("parameter groups:\n" + describe_param_groups(groups))
     optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
     warmup = resolve_warmup_steps(num_training_steps, args.warmup_steps, args.warmup_ratio)
+    # `accelerator.prepare` makes the scheduler step `num_processes` times per optimizer step (it assumes a
+    # schedule counted in single-process steps), so count the schedule in those units.
+    scale = accelerator.num_processes
     scheduler = build_scheduler(
-        optimizer, total_steps=num_training_steps, warmup_steps=warmup, schedule=args.scheduler
+        optimizer,
+        total_steps=num_training_steps * scale,
+        warmup_steps=warmup * scale,
+        schedule=args.scheduler,
     )
     return optimizer, scheduler
 
