@@ -25,7 +25,8 @@ class InputError(ValueError):
 
 
 def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]:
-    """Read documents as ``{"text": ..., **other fields}``; errors name the file, line and field."""
+    """Read documents as dicts: ``{"text": line}`` for plain text, the JSONL object itself otherwise (the text
+    stays in ``text_field``); errors name the file, line and field."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     fmt = (
@@ -52,14 +53,19 @@ def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]
                 raise InputError(f"{path}:{line_no}: field {text_field!r} missing (use --text-field)")
             if not isinstance(record[text_field], str):
                 raise InputError(f"{path}:{line_no}: field {text_field!r} is not a string")
-            documents.append({**record, "text": record.pop(text_field)} if text_field != "text" else record)
+            for clash in ("entities", "relations"):
+                if clash in record:
+                    raise InputError(
+                        f"{path}:{line_no}: field {clash!r} would be overwritten by the predictions; rename it"
+                    )
+            documents.append(record)
     return documents
 
 
 TYPE_COLOURS = ["#fde68a", "#fca5a5", "#a7f3d0", "#bfdbfe", "#ddd6fe", "#fbcfe8", "#fed7aa", "#e5e7eb"]
 
 
-def render_html(documents: list[dict], results: list[dict]) -> str:
+def render_html(texts: list[str], results: list[dict]) -> str:
     """One self-contained page: each text with its entities highlighted by type and its relations listed."""
     types = sorted({e["type"] for r in results for e in r["entities"]})
     colour = {t: TYPE_COLOURS[i % len(TYPE_COLOURS)] for i, t in enumerate(types)}
@@ -72,10 +78,10 @@ def render_html(documents: list[dict], results: list[dict]) -> str:
         ".doc{border-bottom:1px solid #ddd;padding:1em 0}.ent{padding:1px 3px;border-radius:3px}"
         ".ent sub{font-size:65%;color:#555;margin-left:2px}.rels{color:#333;font-size:90%}"
         "</style></head><body>",
-        f"<h1>ADE extraction</h1><p>{len(documents)} documents. Entity types: {legend}</p>",
+        f"<h1>ADE extraction</h1><p>{len(texts)} documents. Entity types: {legend}</p>",
     ]
-    for n, (doc, result) in enumerate(zip(documents, results), start=1):
-        text, cursor, pieces = doc["text"], 0, []
+    for n, (text, result) in enumerate(zip(texts, results), start=1):
+        cursor, pieces = 0, []
         for entity in sorted(result["entities"], key=lambda e: (e["start"], -e["end"])):
             if entity["start"] < cursor:  # overlapping prediction: listed in the table below only
                 continue
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = {"stride": args.stride, **({"max_length": args.max_length} if args.max_length else {})}
     results = []
-    texts = (d["text"] for d in documents)
+    texts = [doc[args.text_field] if args.text_field in doc else doc["text"] for doc in documents]
     for result in tqdm(
         extract(texts, batch_size=args.batch_size, **options), total=len(documents), desc="extract"
     ):
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for doc, result in zip(documents, results):
             handle.write(json.dumps({**doc, **result}, ensure_ascii=False) + "\n")
     if args.html:
-        args.html.write_text(render_html(documents, results), encoding="utf-8")
+        args.html.write_text(render_html(texts, results), encoding="utf-8")
     n_ent = sum(len(r["entities"]) for r in results)
     n_rel = sum(len(r["relations"]) for r in results)
     print(

@@ -264,7 +264,7 @@ def run_ade(args) -> dict:
     from datasets_scripts.ade_corpus import load_ade
     from modeling_ade.ade_task import run_fold
     from modeling_ade.metrics import aggregate_folds, format_cv_table
-    from modeling_ade.training import write_json
+    from modeling_ade.training import loggable, write_json
 
     out = Path(args.output_dir)
     folds = list(range(args.cv)) if args.cv else [args.fold]
@@ -286,6 +286,7 @@ def run_ade(args) -> dict:
     if args.cv:
         summary = aggregate_folds([{k: m[k] for k in ("overlap_kept", "overlap_removed")} for m in per_fold])
         write_json(out / "metrics.json", {"cross_validation": summary, "folds": folds})
+        write_json(out / "training_args.json", loggable(vars(args)))
         print(
             f"\n{len(folds)}-fold cross-validation (column k = fold k):\n"
             + format_cv_table(summary, keys=SUMMARY_KEYS)

@@ -25,14 +25,16 @@ class EncodedSentence:
     counts: AlignmentCounts
     truncated: bool
     gold_relations_not_candidates: int
+    gold_relations_unplaced: int  # an argument entity could not be placed (truncated / not found)
 
 
 def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_length: int) -> EncodedSentence:
     """One corpus record -> features: ``input_ids``, ``attention_mask`` (+ ``token_type_ids``), ``word_index``,
     ``labels`` (BIO ids at first sub-words), ``entity_spans`` ``[[first_token, last_token, type_index]]`` of the
     gold entities that could be placed, ``gold_relations`` ``[[head, tail, relation_label]]`` indices into
-    ``entity_spans``, and ``offset_mapping`` (for decoding; the collator leaves it out). Entities lost to
-    truncation are counted, never dropped silently."""
+    ``entity_spans``, ``offset_mapping`` and ``gold_entities`` (the gold ``[type, start, end]`` of each
+    ``entity_spans`` row; these two are for decoding and scoring, the collator leaves them out). Entities
+    lost to truncation are counted, never dropped silently."""
     encoding = tokenizer(record["text"], truncation=True, max_length=max_length, return_offsets_mapping=True)
     word_ids = encoding.word_ids()
     truncated = len(tokenizer(record["text"])["input_ids"]) > max_length
@@ -42,19 +44,22 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
     )
     type_index = {t: i for i, t in enumerate(config.entity_types)}
     relation_index = {label: i for i, label in enumerate(config.relation_labels)}
-    spans, new_index = [], {}
+    spans, placed, new_index = [], [], {}
     for i, span in enumerate(aligned.token_spans):
         if span is not None:
             new_index[i] = len(spans)
             spans.append([span[0], span[1], type_index[entities[i][2]]])
+            placed.append([entities[i][2], entities[i][0], entities[i][1]])
     candidates = {tuple(p) for p in config.relation_candidate_types}
-    gold, not_candidates = [], 0
+    gold, not_candidates, unplaced = [], 0, 0
     for rel in record["relations"]:
         head, tail = rel["head"], rel["tail"]
         if (entities[head][2], entities[tail][2]) not in candidates:
             not_candidates += 1
         elif head in new_index and tail in new_index:
             gold.append([new_index[head], new_index[tail], relation_index[rel["type"]]])
+        else:
+            unplaced += 1
     features = {
         "input_ids": encoding["input_ids"],
         "attention_mask": encoding["attention_mask"],
@@ -62,13 +67,13 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
         "labels": aligned.labels,
         "entity_spans": spans,
         "gold_relations": gold,
-        "offset_mapping": [
-            list(o) for o in encoding["offset_mapping"]
-        ],  # kept for decoding, not a model input
+        # Not model inputs (the collator leaves them out): for decoding and for gold-entity scoring.
+        "offset_mapping": [list(o) for o in encoding["offset_mapping"]],
+        "gold_entities": placed,  # [type, start, end] of each entity_spans row, exact gold offsets
     }
     if "token_type_ids" in encoding:
         features["token_type_ids"] = encoding["token_type_ids"]
-    return EncodedSentence(features, aligned.counts, truncated, not_candidates)
+    return EncodedSentence(features, aligned.counts, truncated, not_candidates, unplaced)
 
 
 class AdeCollator:

@@ -23,19 +23,21 @@ logger = get_logger(__name__)
 
 def encode_records(records, tokenizer, config, max_length: int, split: str) -> list[dict]:
     """Encode every record and log what alignment and truncation cost (never silently)."""
-    features, counts, truncated, not_candidates = [], AlignmentCounts(), 0, 0
+    features, counts, truncated, not_candidates, unplaced = [], AlignmentCounts(), 0, 0, 0
     for index, record in enumerate(records):
         encoded = encode_ade_record(record, tokenizer, config, max_length)
         counts.add(encoded.counts)
         truncated += encoded.truncated
         not_candidates += encoded.gold_relations_not_candidates
+        unplaced += encoded.gold_relations_unplaced
         features.append({**encoded.features, "index": index})
     logger.info(
         f"{split}: {len(records)} sentences, {truncated} longer than --max-length {max_length} (cut; their "
         f"entities past the cut are counted as missed), entities {counts.entities}: "
         f"{counts.cut_by_truncation} cut by truncation, {counts.overlapping_skipped_in_ner} overlapping "
         f"(relation head only), {counts.not_on_word_boundary} widened to word boundaries, "
-        f"{counts.not_found} not found; {not_candidates} gold relations outside the candidate types",
+        f"{counts.not_found} not found; {not_candidates} gold relations outside the candidate types, "
+        f"{unplaced} gold relations without a placed argument (no relation target for them)",
         main_process_only=True,
     )
     return features
@@ -48,11 +50,13 @@ def gold_doc(record: dict) -> dict:
 
 
 @torch.no_grad()
-def predict(accelerator, model, loader, records, offsets, config) -> tuple[list[dict], list[dict]]:
-    """End-to-end predictions and relation predictions on gold entities, in record order.
+def predict(accelerator, model, loader, features: list[dict], config) -> tuple[list[dict], list[dict]]:
+    """End-to-end predictions and relation predictions on gold entities, in feature (= record) order.
 
     ``loader`` is prepared (sharded under several processes); results are gathered once per batch with
-    ``gather_for_metrics`` so no sample is duplicated or dropped.
+    ``gather_for_metrics`` so no sample is duplicated or dropped. Predicted entities get their character
+    offsets from the tokenizer's offsets; on the gold-entity pass the entities keep their exact gold
+    offsets, so only the relation decision is scored there.
     """
     model.eval()
     end_to_end, on_gold = {}, {}
@@ -65,16 +69,21 @@ def predict(accelerator, model, loader, records, offsets, config) -> tuple[list[
         gold = model(**inputs, entity_spans=batch["entity_spans"], relation_pairs=batch["relation_pairs"])
         rows = []
         for b, index in enumerate(indices):
+            feature = features[index]
             rows.append(
-                (index, _doc(predicted, b, offsets[index], config), _doc(gold, b, offsets[index], config))
+                (
+                    index,
+                    _predicted_doc(predicted, b, feature["offset_mapping"], config),
+                    _gold_entity_doc(gold, b, feature["gold_entities"], config),
+                )
             )
         for index, e2e, gold_entities in accelerator.gather_for_metrics(rows, use_gather_object=True):
             end_to_end[index], on_gold[index] = e2e, gold_entities
-    order = range(len(records))
+    order = range(len(features))
     return [end_to_end[i] for i in order], [on_gold[i] for i in order]
 
 
-def _doc(output, b: int, offsets: list, config) -> dict:
+def _predicted_doc(output, b: int, offsets: list, config) -> dict:
     entities, relations = window_predictions(
         offsets,
         len(offsets),
@@ -90,6 +99,17 @@ def _doc(output, b: int, offsets: list, config) -> dict:
         "entities": keys,
         "relations": [(keys[h], keys[t], config.relation_labels[label]) for h, t, label, _ in relations],
     }
+
+
+def _gold_entity_doc(output, b: int, gold_entities: list, config) -> dict:
+    keys = [tuple(e) for e in gold_entities]
+    relations = []
+    for (head, tail), label in zip(
+        output.relation_pairs[b].tolist(), output.relation_logits[b].argmax(-1).tolist()
+    ):
+        if head >= 0 and label != 0:
+            relations.append((keys[head], keys[tail], config.relation_labels[label]))
+    return {"entities": keys, "relations": relations}
 
 
 def run_fold(args, train_records, test_records, output_dir: Path, description: str) -> dict:
@@ -136,10 +156,9 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
             collate_fn=collate_with_index,
         )
     )
-    offsets = [f["offset_mapping"] for f in test_features]
     unwrapped = accelerator.unwrap_model(model)
     predictions, gold_entity_predictions = predict(
-        accelerator, model, test_loader, test_records, offsets, unwrapped.config
+        accelerator, model, test_loader, test_features, unwrapped.config
     )
     metrics = compute_ade_metrics([gold_doc(r) for r in test_records], predictions, gold_entity_predictions)
     metrics["train_history"] = history

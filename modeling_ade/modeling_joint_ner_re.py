@@ -132,9 +132,8 @@ class JointNerReRelationHead(nn.Module):
         self, hidden: torch.Tensor, entity_spans: torch.Tensor, relation_pairs: torch.Tensor
     ) -> torch.Tensor:
         """hidden ``(B, T, H)``, entity_spans ``(B, E, 3)``, relation_pairs ``(B, P, 2)`` -> logits ``(B, P, R)``."""
+        # No early exit for P = 0: every parameter stays in the graph (DDP needs that), empty tensors are fine.
         batch, num_pairs = relation_pairs.shape[:2]
-        if num_pairs == 0:
-            return hidden.new_zeros(batch, 0, self.mlp[-1].out_features)
         entity_ends = entity_spans[..., 1].clamp(min=0)  # shape: (B, E)
         pair_entities = relation_pairs.clamp(min=0)  # shape: (B, P, 2)
         pair_tokens = torch.gather(entity_ends, 1, pair_entities.flatten(1)).view(

@@ -3,9 +3,12 @@
 Hub code: imports only ``torch`` and ``transformers``. Saved next to the model (``custom_pipelines`` in
 ``config.json``) so ``pipeline("ade-extraction", model=DIR, trust_remote_code=True)`` works anywhere.
 
-Long texts are cut into overlapping windows of at most ``max_length`` tokens (``stride`` tokens shared by
-neighbours), so no part of a text is dropped. An entity seen by several windows is kept from the window
-where it lies farthest from a window edge; a relation needs both of its entities in one window.
+Long texts are cut into overlapping windows of at most ``max_length`` tokens (``stride`` >= 1 tokens shared
+by neighbours), so no part of a text is dropped. An entity that touches a window edge inside the text is
+left to the neighbouring window (it may be a fragment of a word the window cut); an entity seen whole by
+several windows is kept from the window where it lies farthest from an edge. A relation needs both of
+its entities in one window. An entity longer than ``stride`` tokens that crosses a window edge is seen
+whole by no window: raise ``stride`` (or ``max_length``) for very long mentions.
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ def window_predictions(
     relation_probs: list[list[float]],
     entity_types: list[str],
     relation_labels: list[str],
+    cut_left: bool = False,
+    cut_right: bool = False,
 ) -> tuple[list[dict], list[tuple[int, int, int, float]]]:
     """One window's model output -> entities (with ``centrality``: distance in tokens to the nearer window
-    edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities."""
+    edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities.
+
+    ``cut_left`` / ``cut_right``: the window starts / ends inside the text (it is not the first / last
+    window). An entity touching such an edge (first content token after the leading special token, last
+    one before the closing special token) may be a fragment of a word or entity cut by the window, so it
+    is left to the neighbouring window, which sees it whole (windows overlap by ``stride`` tokens)."""
     entities, index = [], {}
     for e, (first, last, type_index) in enumerate(entity_spans):
-        if first < 0:
+        if first < 0 or (cut_left and first <= 1) or (cut_right and last >= num_tokens - 2):
             continue
         start, end = entity_char_span(offsets, first, last)
         index[e] = len(entities)
@@ -93,9 +103,9 @@ class AdeExtractionPipeline(ChunkPipeline):
         if not isinstance(text, str):
             raise ValueError(f"ade-extraction takes a string or a list of strings, got {type(text).__name__}")
         max_length = max_length or self._default_max_length()
-        if not 0 <= stride < max_length - 2:
+        if not 1 <= stride < max_length - 2:
             raise ValueError(
-                f"`stride` must be in [0, max_length - 2), got stride={stride}, max_length={max_length}"
+                f"`stride` must be in [1, max_length - 2), got stride={stride}, max_length={max_length}"
             )
         encoding = self.tokenizer(
             text,
@@ -118,13 +128,15 @@ class AdeExtractionPipeline(ChunkPipeline):
             model_inputs["word_index"] = torch.tensor([[0 if w is None else w + 1 for w in word_ids]])
             model_inputs["offset_mapping"] = encoding["offset_mapping"][i : i + 1]
             model_inputs["text"] = text if i == 0 else None
-            model_inputs["is_last"] = i == num_windows - 1
+            model_inputs["is_last"] = i == num_windows - 1  # read (and removed) by ChunkPipeline
+            model_inputs["last_window"] = torch.tensor([i == num_windows - 1])
             yield model_inputs
 
     def _forward(self, model_inputs):
         offsets = model_inputs.pop("offset_mapping")
         text = model_inputs.pop("text")
         is_last = model_inputs.pop("is_last")
+        last_window = model_inputs.pop("last_window")
         output = self.model(**model_inputs)
         return {
             "offset_mapping": offsets,
@@ -135,6 +147,7 @@ class AdeExtractionPipeline(ChunkPipeline):
             "relation_probs": output.relation_logits.float().softmax(-1),
             "text": text,
             "is_last": is_last,
+            "last_window": last_window,
         }
 
     def postprocess(self, all_outputs):
@@ -152,6 +165,8 @@ class AdeExtractionPipeline(ChunkPipeline):
                 output["relation_probs"][0].tolist(),
                 config.entity_types,
                 config.relation_labels,
+                cut_left=output["text"] is None,  # only the first window carries the text
+                cut_right=not bool(output["last_window"].reshape(-1)[0]),
             )
             keys = [(e["start"], e["end"], e["type"]) for e in entities]
             for key, entity in zip(keys, entities):

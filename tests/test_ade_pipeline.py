@@ -135,3 +135,42 @@ def test_hub_round_trip_in_a_process_without_modeling_ade(extractor, tmp_path):
     assert torch.allclose(torch.tensor(got["logits"]), torch.tensor(expected_logits), atol=1e-5)
     assert same_extractions(expected, got["outputs"])
     assert all(len(o["entities"]) > 0 and len(o["relations"]) > 0 for o in expected)
+
+
+def test_window_edges_do_not_produce_entity_fragments():
+    """Three overlapping windows over ten words; one entity (words 3-5) is cut by two of them."""
+    from types import SimpleNamespace
+
+    from modeling_ade.pipeline_ade_extraction import AdeExtractionPipeline
+
+    words = [f"w{i}" for i in range(10)]
+    text = " ".join(words)
+    spans = [(3 * i, 3 * i + 2) for i in range(10)]
+
+    def window(first_word, last_word, entity_words, is_first, is_last):
+        offsets = [[0, 0]] + [list(spans[w]) for w in range(first_word, last_word + 1)] + [[0, 0]]
+        a, b = (w - first_word + 1 for w in entity_words)
+        return {
+            "offset_mapping": torch.tensor([offsets]),
+            "num_tokens": torch.tensor([len(offsets)]),
+            "entity_spans": torch.tensor([[[a, b, 1]]]),
+            "entity_scores": torch.tensor([[0.9]]),
+            "relation_pairs": torch.zeros((1, 0, 2), dtype=torch.long),
+            "relation_probs": torch.zeros((1, 0, 2)),
+            "text": text if is_first else None,
+            "last_window": torch.tensor([is_last]),
+        }
+
+    outputs = [
+        window(0, 4, (3, 4), True, False),  # sees w3 w4 at its right edge: a fragment
+        window(2, 6, (3, 5), False, False),  # sees the whole entity inside
+        window(4, 9, (4, 5), False, True),  # sees w4 w5 at its left edge: a fragment
+    ]
+    fake = SimpleNamespace(model=SimpleNamespace(config=JointNerReConfig()))
+    result = AdeExtractionPipeline.postprocess(fake, outputs)
+    assert [e["text"] for e in result["entities"]] == ["w3 w4 w5"]
+
+
+def test_stride_must_be_positive(extractor):
+    with pytest.raises(ValueError, match="stride"):
+        list(extractor.preprocess("some text", max_length=16, stride=0))

@@ -146,3 +146,73 @@ def test_training_overfits_twenty_sentences(ade_data_dir, minilm_tokenizer):
             assert record["text"][entity["start"] : entity["end"]] == entity["text"]
     found = sum(len(o["relations"]) for o in outputs)
     assert found > 0, "the relation head found no relation in sentences it was trained on"
+
+
+@pytest.mark.data
+def test_collator_labels_line_up_with_gold_relations(ade_data_dir, minilm_tokenizer):
+    """Every candidate pair's label is ADE exactly when the record has that (adverse effect, drug) relation."""
+    from datasets_scripts.ade_corpus import load_ade
+
+    records = [
+        r for r in list(load_ade("fold_0", data_dir=ade_data_dir)["test"])[:40] if len(r["entities"]) > 2
+    ]
+    model = tiny_model()
+    encoded = [encode_ade_record(r, minilm_tokenizer, model.config, 128).features for r in records]
+    batch = AdeCollator(minilm_tokenizer.pad_token_id, model.candidate_type_ids())(encoded)
+    checked = 0
+    for b, (record, feature) in enumerate(zip(records, encoded)):
+        keys = [tuple(e) for e in feature["gold_entities"]]
+        gold = {
+            (
+                (r_head := record["entities"][r["head"]])["type"],
+                r_head["start"],
+                r_head["end"],
+                (r_tail := record["entities"][r["tail"]])["type"],
+                r_tail["start"],
+                r_tail["end"],
+            )
+            for r in record["relations"]
+        }
+        for (head, tail), label in zip(
+            batch["relation_pairs"][b].tolist(), batch["relation_labels"][b].tolist()
+        ):
+            if head < 0:
+                assert label == -100
+                continue
+            assert keys[head][0] == "Adverse-Effect" and keys[tail][0] == "Drug"
+            assert label == int((*keys[head], *keys[tail]) in gold)
+            checked += 1
+    assert checked > 40
+
+
+def test_perfect_predictions_score_one():
+    """The evaluation path (gold docs vs predicted docs) gives 1.0 everywhere for a perfect prediction."""
+    from modeling_ade.ade_task import gold_doc
+    from modeling_ade.metrics import compute_ade_metrics
+
+    record = {
+        "entities": [
+            {"type": "Drug", "start": 12, "end": 24},
+            {"type": "Adverse-Effect", "start": 33, "end": 44},
+        ],
+        "relations": [{"head": 1, "tail": 0, "type": "ADE"}],
+    }
+    doc = gold_doc(record)
+    assert doc["relations"] == [(("Adverse-Effect", 33, 44), ("Drug", 12, 24), "ADE")]
+    scores = compute_ade_metrics([doc], [doc], [doc])["overlap_kept"]
+    for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities"):
+        assert scores[key] == 1.0, key
+
+
+def test_gold_entity_pass_scores_with_exact_gold_offsets():
+    """A gold entity widened to word boundaries by the tokenizer still matches its gold span exactly."""
+    from types import SimpleNamespace
+
+    from modeling_ade.ade_task import _gold_entity_doc
+
+    output = SimpleNamespace(
+        relation_pairs=torch.tensor([[[1, 0], [-1, -1]]]),
+        relation_logits=torch.tensor([[[0.0, 5.0], [9.0, 0.0]]]),
+    )
+    doc = _gold_entity_doc(output, 0, [["Drug", 0, 12], ["Adverse-Effect", 20, 31]], JointNerReConfig())
+    assert doc["relations"] == [(("Adverse-Effect", 20, 31), ("Drug", 0, 12), "ADE")]

@@ -40,7 +40,8 @@ def test_plain_text_keeps_one_line_per_document(model_dir, tmp_path):
         for e in row["entities"]:
             assert row["text"][e["start"] : e["end"]] == e["text"]
     page_text = page.read_text(encoding="utf-8")
-    assert "&lt;toxicity&gt;" in page_text or "&lt;" in page_text, "text must be HTML-escaped"
+    assert "<toxicity>" not in page_text, "text must be HTML-escaped"
+    assert "&lt;" in page_text and "&amp;" in page_text
     assert page_text.count('class="doc"') == 3 and "→" in page_text
 
 
@@ -55,7 +56,8 @@ def test_jsonl_with_a_text_field_copies_other_fields(model_dir, tmp_path):
         == 0
     )
     row = json.loads(out.read_text(encoding="utf-8"))
-    assert row["id"] == 7 and row["text"] == "Aspirin caused rash." and "entities" in row
+    assert row["id"] == 7 and row["abstract"] == "Aspirin caused rash." and "entities" in row
+    assert "text" not in row
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,7 @@ def test_jsonl_with_a_text_field_copies_other_fields(model_dir, tmp_path):
         ('{"text": "ok"}\n{not json}\n', "reports.jsonl:2: not valid JSON"),
         ('{"body": "x"}\n', "reports.jsonl:1: field 'text' missing"),
         ('{"text": 3}\n', "reports.jsonl:1: field 'text' is not a string"),
+        ('{"text": "x", "entities": []}\n', "reports.jsonl:1: field 'entities' would be overwritten"),
     ],
 )
 def test_bad_jsonl_names_file_line_and_field(model_dir, tmp_path, capsys, content, message):

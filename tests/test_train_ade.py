@@ -73,6 +73,11 @@ def test_cross_validation_aggregates_folds(ade_data_dir, tmp_path, capsys):
     )
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["folds"] == [0, 1]
+    assert json.loads((out / "training_args.json").read_text())["cv"] == 2
+    assert [json.loads((out / f"fold_{k}" / "training_args.json").read_text())["fold"] for k in (0, 1)] == [
+        0,
+        1,
+    ]
     cell = summary["cross_validation"]["overlap_kept"]["re_f1_strict"]
     fold_values = [
         json.loads((out / f"fold_{k}" / "metrics.json").read_text())["overlap_kept"]["re_f1_strict"]

@@ -16,6 +16,9 @@ class Toy(torch.nn.Module):
 
 
 def half_way_learning_rate() -> None:
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # a forked child inherits the parent's state
     accelerator = Accelerator(cpu=True)
     args = argparse.Namespace(
         learning_rate=1e-3,
