@@ -195,9 +195,10 @@ def merge_adapter(adapter_dir: Path, into: Path, base_model: str | None) -> str:
     """
     import transformers
     from peft import PeftConfig, PeftModel
-    from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
+    from transformers import AutoConfig, AutoTokenizer, pipeline
 
     from modeling_ade.encoders import resolve_model_name
+    from modeling_ade.lora import build_base_model
     from modeling_ade.model_card import MODEL_KINDS
 
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
@@ -218,22 +219,18 @@ def merge_adapter(adapter_dir: Path, into: Path, base_model: str | None) -> str:
     if base_config.model_type == config.model_type:
         base = auto_class.from_pretrained(base_path, trust_remote_code=True)
     else:
-        base = auto_class.from_config(config, trust_remote_code=True)
+        try:  # the task model from the adapter folder's config.json, its encoder cut to that configuration
+            base = build_base_model(adapter_dir, base_path)
+        except ValueError as err:
+            raise PackagingError(f"cannot rebuild the model the adapter was trained on: {err}") from err
         prefix = base.base_model_prefix
-        encoder_state = {
-            k: v
-            for k, v in AutoModel.from_pretrained(base_path).state_dict().items()
-            if not k.startswith("pooler.")
-        }
-        missing, unexpected = getattr(base, prefix).load_state_dict(encoder_state, strict=False)
         saved = tuple(peft_config.modules_to_save or ())
         heads = {n.split(".")[0] for n, _ in base.named_parameters() if not n.startswith(prefix + ".")}
         untrained = sorted(h for h in heads if not any(h == m or h.startswith(m + ".") for m in saved))
-        if missing or unexpected or untrained:
+        if untrained:
             raise PackagingError(
-                f"cannot rebuild the model the adapter was trained on from the encoder {base_ref!r}: "
-                f"missing encoder weights {missing}, unexpected {unexpected}, modules neither in the encoder "
-                f"nor in the adapter's modules_to_save {untrained}; pass the full base model with --base-model"
+                f"modules {untrained} are neither in the encoder nor in the adapter's modules_to_save: they "
+                "would be random in the merged model; pass the full base model with --base-model"
             )
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_path

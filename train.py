@@ -3,6 +3,7 @@
     python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade --fold 0
     python train.py ade --model all-MiniLM-L6-v2 --output-dir runs/ade-cv --cv 10
     python train.py ner --model m3e-small --output-dir runs/ner --head crf --layer-decay 0.8333
+    python train.py ade --output-dir runs/ade-lora --fold 0 --lora-r 8 --learning-rate 5e-4   # LoRA adapter
     python train.py mlm --output-dir runs/mlm --dataset ade_corpus:negatives --exclude-fold 0
 
 ``python train.py TASK --help`` documents every flag.
@@ -120,6 +121,42 @@ def add_common_arguments(
     )
 
 
+def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
+    """LoRA flags of the fine-tuning tasks (``ade``, ``ner``); see ``modeling_ade/lora.py`` for the rule."""
+    g = parser.add_argument_group(
+        "LoRA (with --lora-r: adapters on the encoder, heads trained fully; OUT holds the adapter)"
+    )
+    g.add_argument(
+        "--lora-r",
+        type=int,
+        default=None,
+        metavar="R",
+        help="train LoRA adapters of rank R on the encoder instead of all its weights; the heads (and the "
+        "CRF) are trained fully and saved with the adapter (default: full fine-tuning)",
+    )
+    g.add_argument(
+        "--lora-alpha",
+        type=float,
+        default=None,
+        help="LoRA scaling numerator: updates are scaled by alpha / R (default: 2 * R)",
+    )
+    g.add_argument(
+        "--lora-dropout",
+        type=float,
+        default=None,
+        help="dropout on the input of the LoRA matrices (default: 0.1)",
+    )
+    g.add_argument(
+        "--lora-target-modules",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="encoder linear layers to adapt, by name or end of dotted path, e.g. query key value "
+        "attention.output.dense; only modules inside the encoder match (default by encoder family, "
+        "README: query value for BERT / RoBERTa / XLM-R / ELECTRA, query_proj value_proj for DeBERTa-v2/v3)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--classifier-dropout", type=float, default=0.1, help="dropout in both heads (default: 0.1)"
     )
+    add_lora_arguments(ade)
 
     ner = tasks.add_parser(
         "ner",
@@ -208,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="learning rate of the CRF transition scores (default: the head's)",
     )
+    add_lora_arguments(ner)
     g = ner.add_argument_group("data (default: Chinese HealthNER train / dev from --data-dir)")
     g.add_argument(
         "--dataset",
@@ -303,7 +342,15 @@ SUMMARY_KEYS = [
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if any(getattr(args, f"lora_{k}", None) is not None for k in ("r", "alpha", "dropout", "target_modules")):
+        from modeling_ade.lora import LoraSettings
+
+        try:
+            LoraSettings.from_args(args)
+        except ValueError as err:
+            parser.error(str(err))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     return {"ade": run_ade, "ner": run_ner, "mlm": run_mlm}[args.task](args)
 

@@ -13,6 +13,7 @@ from transformers import AutoTokenizer, pipeline
 from .ade_data import AdeCollator, LengthGroupedBatchSampler, encode_ade_record
 from .alignment import AlignmentCounts
 from .encoders import resolve_model_name
+from .lora import apply_lora_from_args, save_adapter
 from .metrics import compute_ade_metrics
 from .modeling_joint_ner_re import JointNerReForAdeExtraction
 from .pipeline_ade_extraction import window_predictions
@@ -114,7 +115,10 @@ def _gold_entity_doc(output, b: int, gold_entities: list, config) -> dict:
 
 def run_fold(args, train_records, test_records, output_dir: Path, description: str) -> dict:
     """Train on ``train_records``, evaluate on ``test_records``, save model + tokenizer + metrics to
-    ``output_dir``; returns the metrics (DESIGN.md keys, overlap kept and removed)."""
+    ``output_dir``; returns the metrics (DESIGN.md keys, overlap kept and removed).
+
+    With ``--lora-r`` the encoder gets LoRA adapters and the heads are trained fully; evaluation runs the
+    adapted model and ``output_dir`` holds the adapter folder (:func:`modeling_ade.lora.save_adapter`)."""
     from accelerate.utils import set_seed
 
     args.output_dir = str(output_dir)
@@ -136,6 +140,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
         train_features = encode_records(train_records, tokenizer, config, args.max_length, "train")
         test_features = encode_records(test_records, tokenizer, config, args.max_length, "test")
     collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
+    model, lora = apply_lora_from_args(model, args)  # unchanged without --lora-r
     train_loader = DataLoader(
         train_features,
         batch_sampler=LengthGroupedBatchSampler(
@@ -163,9 +168,13 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
     metrics = compute_ade_metrics([gold_doc(r) for r in test_records], predictions, gold_entity_predictions)
     metrics["train_history"] = history
     metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)
+    if lora is not None:
+        metrics["lora"] = lora
     if accelerator.is_main_process:
-        pipe = pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer)
-        pipe.save_pretrained(output_dir)
+        if lora is not None:  # the adapter + what rebuilds its base (modeling_ade/lora.py)
+            save_adapter(unwrapped, output_dir, tokenizer, pipeline_task="ade-extraction")
+        else:
+            pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer).save_pretrained(output_dir)
         write_json(output_dir / "metrics.json", metrics)
         write_json(output_dir / "training_args.json", loggable(vars(args)))
     accelerator.wait_for_everyone()

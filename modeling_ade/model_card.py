@@ -505,15 +505,20 @@ def _usage_text(run: ModelRun, repo_id: str, base_model: str | None) -> str:
     if run.is_adapter:
         base = base_model or "BASE_MODEL_ID_OR_FOLDER"
         return f"""\
-This repository holds a PEFT (LoRA) adapter, not a full model. Load its base model, then the adapter:
+This repository holds a PEFT (LoRA) adapter, not a full model: the LoRA weights of the encoder and the
+fully trained heads. Rebuild the task model from this repository's configuration, give it the pre-trained
+encoder's weights (cut to the saved configuration), then load the adapter:
 
 ```python
 from peft import PeftModel
-from transformers import {run.auto_class}, AutoTokenizer
+from transformers import AutoConfig, AutoModel, {run.auto_class}
 
 REVISION = "main"  # pin the commit hash you reviewed: trust_remote_code runs the repository's Python files
-base = {run.auto_class}.from_pretrained("{base}", trust_remote_code=True)
-model = PeftModel.from_pretrained(base, "{repo_id}", revision=REVISION)
+config = AutoConfig.from_pretrained("{repo_id}", revision=REVISION, trust_remote_code=True)
+base = {run.auto_class}.from_config(config, trust_remote_code=True)  # heads come from the adapter
+encoder = AutoModel.from_pretrained("{base}", config=config.encoder_config)
+base.encoder.load_state_dict({{k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}})
+model = PeftModel.from_pretrained(base, "{repo_id}", revision=REVISION).eval()
 model = model.merge_and_unload()  # optional: a plain model, as fast as the original
 ```
 

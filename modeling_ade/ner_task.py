@@ -41,6 +41,7 @@ from transformers import AutoTokenizer
 from .ade_data import LengthGroupedBatchSampler
 from .configuration_bert_crf import check_bio_labels
 from .encoders import resolve_model_name, tokenizer_kwargs
+from .lora import apply_lora_from_args, save_adapter
 from .metrics import bio_to_spans, ner_scores_from_tags
 from .modeling_bert_crf import IGNORE, BertCrfForTokenClassification
 from .training import fit, loggable, make_accelerator, write_json
@@ -414,7 +415,10 @@ def _log_counts(split: str, counts: NerEncodingCounts, max_length: int) -> None:
 
 def run_ner(args: argparse.Namespace) -> dict:
     """Train on the training split, evaluate on the evaluation split, save model + tokenizer +
-    ``metrics.json`` + ``training_args.json`` to ``args.output_dir``; returns the metrics."""
+    ``metrics.json`` + ``training_args.json`` to ``args.output_dir``; returns the metrics.
+
+    With ``--lora-r`` the encoder gets LoRA adapters, the two linear layers and the CRF are trained fully;
+    evaluation runs the adapted model and OUT holds the adapter folder (:mod:`modeling_ade.lora`)."""
     from accelerate.utils import set_seed
 
     output_dir = Path(args.output_dir)
@@ -451,6 +455,7 @@ def run_ner(args: argparse.Namespace) -> dict:
     if positions is not None and args.max_length > positions:
         raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
     label2id = model.config.label2id
+    model, lora = apply_lora_from_args(model, args)  # unchanged without --lora-r
     with accelerator.main_process_first():
         train_windows, train_counts = encode_sentences(
             train_data, tokenizer, label2id, args.max_length, with_labels=True
@@ -505,9 +510,14 @@ def run_ner(args: argparse.Namespace) -> dict:
         head=args.head,
         layer_decay=args.layer_decay,
     )
+    if lora is not None:
+        metrics["lora"] = lora
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        if lora is not None:  # the adapter + what rebuilds its base (modeling_ade/lora.py)
+            save_adapter(unwrapped, output_dir, tokenizer)
+        else:
+            unwrapped.save_pretrained(output_dir)
+            tokenizer.save_pretrained(output_dir)
         write_json(output_dir / "metrics.json", metrics)
         write_json(output_dir / "training_args.json", loggable(vars(args)))
         print(

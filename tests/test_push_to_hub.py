@@ -777,5 +777,8 @@ def test_merge_onto_a_plain_encoder_rebuilds_the_model(minilm_tokenizer, tmp_pat
     args[1] = str(tmp_path / "no_heads")
     capsys.readouterr()
     assert push_to_hub.main([*args, "--dry-run", str(tmp_path / "e")]) == 1
-    assert "modules_to_save ['ner_classifier', 'relation_head']" in capsys.readouterr().err
+    assert (
+        "modules ['ner_classifier', 'relation_head'] are neither in the encoder nor in the adapter's modules_to_save"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "e").exists()

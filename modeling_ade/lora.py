@@ -1,0 +1,367 @@
+"""LoRA fine-tuning of a task model's encoder: wrap, save the adapter folder, load it back (not Hub code).
+
+``train.py ade|ner --lora-r R`` calls :func:`apply_lora` on the task model (``JointNerReForAdeExtraction``,
+``BertCrfForTokenClassification``) before training. The rule, stated once, here:
+
+- **LoRA on the encoder only.** Rank-``r`` matrices (scaling ``alpha / r``, dropout on their input) are added
+  to the encoder's linear layers named by ``target_modules``, matched as PEFT matches a list (the module's
+  name, or the end of its dotted path: ``query``, ``attention.output.dense``) but only under ``encoder.``:
+  a head layer is never a LoRA target. The default targets come from the encoder family
+  (``config.encoder_config.model_type``, :data:`DEFAULT_TARGET_MODULES`): the attention query and value
+  projections, ``query`` / ``value`` for BERT (BioBERT, PubMedBERT...), RoBERTa, XLM-R and ELECTRA;
+  ``query_proj`` / ``value_proj`` for DeBERTa-v2/v3; ``q_lin`` / ``v_lin`` for DistilBERT.
+  The encoder's own weights stay frozen.
+- **The heads are trained fully.** Every top-level module outside the encoder that has parameters (the NER
+  classifier and the relation head; the two linear layers and the CRF) is a PEFT ``modules_to_save``: trained
+  as in full fine-tuning and saved with the adapter.
+
+The adapter folder (:func:`save_adapter`) holds ``adapter_config.json`` + ``adapter_model.safetensors``
+(``base_model_name_or_path`` = the encoder as given to ``--model``), the task model's ``config.json`` (with
+``auto_map`` and, for ``ade-extraction``, ``custom_pipelines``) and the code files it names, and the
+tokenizer. The base model of the adapter is the task model built from that ``config.json`` with the
+encoder's pre-trained weights (:func:`build_base_model`); ``PeftModel.from_pretrained(base, folder)`` then
+gives the trained model (:func:`load_adapter_model`). ``push_to_hub.py model OUT [--merge]`` packages it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from accelerate.logging import get_logger
+from torch import nn
+
+from .encoders import resolve_model_name
+
+ENCODER_ATTR = "encoder"  # where the task models keep their pre-trained encoder (their base_model_prefix)
+ADAPTER_NAME = "default"
+
+_QUERY_VALUE = ("query", "value")
+DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie", "megatron-bert", "albert"),
+        _QUERY_VALUE,
+    ),
+    "deberta-v2": ("query_proj", "value_proj"),  # DeBERTa-v2 and v3
+    "deberta": ("in_proj",),  # one fused query/key/value projection
+    "distilbert": ("q_lin", "v_lin"),
+    "mpnet": ("q", "v"),
+    "modernbert": ("Wqkv",),  # one fused query/key/value projection
+}
+"""Encoder family (``model_type``) -> LoRA target modules: the attention query and value projections (their
+fused projection where the family has one). BioBERT, PubMedBERT and ClinicalBERT are ``bert``."""
+
+logger = get_logger(__name__)
+
+__all__ = [
+    "LoraSettings",
+    "apply_lora",
+    "apply_lora_from_args",
+    "build_base_model",
+    "default_target_modules",
+    "encoder_target_pattern",
+    "head_modules",
+    "load_adapter_model",
+    "lora_parameter_counts",
+    "lora_summary",
+    "save_adapter",
+]
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The LoRA flags of ``train.py ade|ner``.
+
+    Attributes:
+        r: rank of the LoRA matrices (``--lora-r``), >= 1.
+        alpha: scaling numerator (``--lora-alpha``): the update is ``(alpha / r) · B A x``; None means ``2 * r``.
+        dropout: dropout on the LoRA branch's input (``--lora-dropout``), in [0, 1).
+        target_modules: encoder linear layers to adapt (``--lora-target-modules``); None means the encoder
+            family's default (:func:`default_target_modules`).
+    """
+
+    r: int
+    alpha: float | None = None
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.r, int) or self.r < 1:
+            raise ValueError(f"--lora-r must be an integer >= 1, got {self.r!r}")
+        if self.alpha is not None and not self.alpha > 0:
+            raise ValueError(f"--lora-alpha must be > 0, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--lora-dropout must be in [0, 1), got {self.dropout!r}")
+        if self.target_modules is not None and (
+            not self.target_modules
+            or not all(isinstance(m, str) and m.strip(".") for m in self.target_modules)
+        ):
+            raise ValueError(f"--lora-target-modules needs module names, got {self.target_modules!r}")
+
+    @property
+    def lora_alpha(self) -> float:
+        """``alpha``, or ``2 * r`` when not given."""
+        return float(2 * self.r if self.alpha is None else self.alpha)
+
+    @classmethod
+    def from_args(cls, args) -> LoraSettings | None:
+        """The settings of a parsed ``train.py`` command line; None without ``--lora-r``.
+
+        Raises:
+            ValueError: a LoRA flag without ``--lora-r``, or a bad value (named, with the value).
+        """
+        if args.lora_r is None:
+            given = [
+                flag
+                for flag, value in (
+                    ("--lora-alpha", args.lora_alpha),
+                    ("--lora-dropout", args.lora_dropout),
+                    ("--lora-target-modules", args.lora_target_modules),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(f"{', '.join(given)} applies only with --lora-r")
+            return None
+        given = {
+            "alpha": args.lora_alpha,
+            "dropout": args.lora_dropout,
+            "target_modules": args.lora_target_modules,
+        }
+        if given["target_modules"] is not None:
+            given["target_modules"] = tuple(given["target_modules"])
+        return cls(r=args.lora_r, **{k: v for k, v in given.items() if v is not None})
+
+
+def default_target_modules(encoder_type: str) -> list[str]:
+    """The default LoRA targets of an encoder family (``config.encoder_config.model_type``): its attention
+    query and value projections, as in the LoRA paper (:data:`DEFAULT_TARGET_MODULES`).
+
+    Raises:
+        ValueError: no default for ``encoder_type``: pass ``--lora-target-modules``.
+    """
+    if encoder_type not in DEFAULT_TARGET_MODULES:
+        raise ValueError(
+            f"no default LoRA target modules for encoder type {encoder_type!r} (known: "
+            f"{', '.join(sorted(DEFAULT_TARGET_MODULES))}): pass --lora-target-modules, usually the names of "
+            "its attention query and value projections"
+        )
+    return list(DEFAULT_TARGET_MODULES[encoder_type])
+
+
+def encoder_target_pattern(target_modules: list[str] | tuple[str, ...]) -> str:
+    """A PEFT ``target_modules`` regex (matched with ``re.fullmatch`` on module names) for the modules named
+    ``target_modules`` (a name or the end of a dotted path) inside the encoder, and nowhere else."""
+    names = "|".join(re.escape(m.strip(".")) for m in target_modules)
+    return rf"{ENCODER_ATTR}\.(?:.*\.)?(?:{names})"
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the top-level modules outside the encoder that have parameters (trained fully, saved)."""
+    return [
+        name
+        for name, child in model.named_children()
+        if name != ENCODER_ATTR and any(True for _ in child.parameters())
+    ]
+
+
+def _encoder_linear_names(model: nn.Module) -> list[str]:
+    encoder = model.get_submodule(ENCODER_ATTR)
+    return sorted(
+        {name.rsplit(".", 1)[-1] for name, m in encoder.named_modules() if isinstance(m, nn.Linear)}
+    )
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings, base_model_name_or_path: str | None = None):
+    """Wrap a task model for LoRA training (rule in the module docstring); returns the ``PeftModel``.
+
+    Args:
+        model: a task model with its pre-trained encoder at ``model.encoder`` (modified in place by PEFT).
+        settings: rank, alpha, dropout, target modules.
+        base_model_name_or_path: the encoder the task model was built from (``--model``), recorded in
+            ``adapter_config.json`` so the base can be rebuilt (:func:`build_base_model`).
+
+    Raises:
+        ValueError: no encoder module matches the target modules (the message lists its linear layers),
+            or the encoder family has no default targets.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    targets = list(settings.target_modules or default_target_modules(model.config.encoder_config.model_type))
+    pattern = encoder_target_pattern(targets)
+    if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
+        raise ValueError(
+            f"--lora-target-modules {' '.join(targets)}: no such module in the encoder "
+            f"({type(model.get_submodule(ENCODER_ATTR)).__name__}); its linear layers are named "
+            f"{', '.join(_encoder_linear_names(model))}"
+        )
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.dropout,
+        target_modules=pattern,
+        modules_to_save=head_modules(model),
+        bias="none",
+    )
+    peft_model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
+    peft_model.peft_config[ADAPTER_NAME].base_model_name_or_path = base_model_name_or_path
+    counts = lora_parameter_counts(peft_model)
+    if counts["trainable"] != counts["lora"] + counts["heads"]:  # PEFT's loose name matching went astray
+        raise RuntimeError(
+            f"unexpected trainable parameters outside the LoRA matrices and the heads: {counts}"
+        )
+    return peft_model
+
+
+def lora_parameter_counts(peft_model: nn.Module) -> dict[str, int]:
+    """Parameter counts of a LoRA-wrapped task model: ``lora`` (the LoRA matrices), ``heads`` (the trained
+    copies of the heads), ``trainable`` (``requires_grad``) and ``total`` (the model as it runs: frozen encoder
+    + LoRA + heads; PEFT's frozen originals of the heads are not counted)."""
+    counts = {"lora": 0, "heads": 0, "trainable": 0, "total": 0}
+    for name, param in peft_model.named_parameters():
+        if ".original_module." in name:
+            continue
+        counts["total"] += param.numel()
+        counts["trainable"] += param.numel() if param.requires_grad else 0
+        if "lora_" in name:
+            counts["lora"] += param.numel()
+        elif ".modules_to_save." in name:
+            counts["heads"] += param.numel()
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------------
+# the adapter folder
+
+
+def _record_custom_pipeline(config, task: str, folder: Path) -> None:
+    """Write ``custom_pipelines`` into ``config`` and copy the pipeline's code, as ``Pipeline.save_pretrained``."""
+    from transformers.dynamic_module_utils import custom_object_save
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    task, info, _ = PIPELINE_REGISTRY.check_task(task)
+    impl = info["impl"]
+    config.custom_pipelines = {
+        task: {
+            **info,
+            "impl": f"{impl.__module__.rsplit('.', 1)[-1]}.{impl.__name__}",
+            "pt": tuple(c.__name__ for c in info["pt"]),
+        }
+    }
+    custom_object_save(impl, folder)
+
+
+def save_adapter(peft_model, output_dir: str | Path, tokenizer, pipeline_task: str | None = None) -> None:
+    """Save a LoRA-wrapped task model as an adapter folder (contents in the module docstring).
+
+    ``pipeline_task``: the custom pipeline to record in ``config.json`` (``"ade-extraction"``), as the full
+    model's ``pipeline(...).save_pretrained`` does; None for a model used with a stock pipeline.
+    """
+    from transformers.dynamic_module_utils import custom_object_save
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    had_card = (output_dir / "README.md").exists()
+    # The vocabulary is never resized here, so no full embedding matrix (and no Hub look-up to check it).
+    peft_model.save_pretrained(output_dir, save_embedding_layers=False)
+    if not had_card:  # PEFT's empty template card; push_to_hub.py writes the real one
+        (output_dir / "README.md").unlink(missing_ok=True)
+    base = peft_model.get_base_model()
+    config = copy.deepcopy(base.config)  # as PreTrainedModel.save_pretrained writes it, weights aside
+    config.dtype = str(base.dtype).split(".")[1]
+    config.architectures = [type(base).__name__]
+    if pipeline_task is not None:
+        _record_custom_pipeline(config, pipeline_task, output_dir)
+    custom_object_save(base, output_dir, config=config)
+    config.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+
+
+def _task_model_class(config):
+    from . import BertCrfForTokenClassification, JointNerReForAdeExtraction
+
+    classes = {"joint_ner_re": JointNerReForAdeExtraction, "bert_crf": BertCrfForTokenClassification}
+    if config.model_type not in classes:
+        raise ValueError(
+            f"model_type {config.model_type!r} is not a task model of modeling-ade ({sorted(classes)})"
+        )
+    return classes[config.model_type]
+
+
+def build_base_model(folder: str | Path, encoder: str | None = None) -> nn.Module:
+    """The model an adapter folder was trained on: the task model built from the folder's ``config.json``,
+    its encoder holding the pre-trained weights of ``encoder`` (default: ``adapter_config.json``'s
+    ``base_model_name_or_path``), cut to the saved encoder configuration (``--num-hidden-layers``). The heads
+    are freshly initialised: the adapter's ``modules_to_save`` replace them.
+
+    Raises:
+        ValueError: the folder names no encoder, or the encoder's weights do not fit the saved configuration.
+    """
+    from peft import PeftConfig
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(folder)
+    config = AutoConfig.from_pretrained(folder)
+    name = encoder or PeftConfig.from_pretrained(str(folder)).base_model_name_or_path
+    if not name:
+        raise ValueError(f"{folder / 'adapter_config.json'} names no base encoder: pass encoder=")
+    pretrained = AutoModel.from_pretrained(resolve_model_name(name), config=config.encoder_config)
+    model = _task_model_class(config)(config)
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = model.get_submodule(ENCODER_ATTR).load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"encoder {name!r} does not fit {folder / 'config.json'}: missing {missing}, unexpected {unexpected}"
+        )
+    return model
+
+
+def load_adapter_model(folder: str | Path, encoder: str | None = None, is_trainable: bool = False):
+    """``PeftModel.from_pretrained(build_base_model(folder, encoder), folder)``, in eval mode unless
+    ``is_trainable``: the trained model of a ``train.py ... --lora-r`` run."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(
+        build_base_model(folder, encoder), str(folder), adapter_name=ADAPTER_NAME, is_trainable=is_trainable
+    )
+    return model if is_trainable else model.eval()
+
+
+def lora_summary(settings: LoraSettings, peft_model) -> dict:
+    """What ``metrics.json`` (key ``lora``) records of the LoRA setup: settings and parameter counts."""
+    config = peft_model.peft_config[ADAPTER_NAME]
+    counts = lora_parameter_counts(peft_model)
+    return {
+        "r": settings.r,
+        "alpha": settings.lora_alpha,
+        "dropout": settings.dropout,
+        "target_modules": config.target_modules,
+        "modules_to_save": sorted(config.modules_to_save or ()),
+        "trainable_parameters": counts["trainable"],
+        "lora_parameters": counts["lora"],
+        "head_parameters": counts["heads"],
+        "total_parameters": counts["total"],
+        "trainable_share": counts["trainable"] / max(counts["total"], 1),
+    }
+
+
+def apply_lora_from_args(model: nn.Module, args) -> tuple[nn.Module, dict | None]:
+    """``train.py``'s entry: with ``--lora-r``, wrap ``model`` (:func:`apply_lora`, base = ``--model``) and log
+    its trainable vs total parameters; returns the model to train and :func:`lora_summary` (None without
+    ``--lora-r``: the model is returned unchanged)."""
+    settings = LoraSettings.from_args(args)
+    if settings is None:
+        return model, None
+    peft_model = apply_lora(model, settings, base_model_name_or_path=args.model)
+    summary = lora_summary(settings, peft_model)
+    logger.info(
+        f"LoRA r={settings.r}, alpha={summary['alpha']:g}, dropout={settings.dropout:g} on encoder modules "
+        f"{summary['target_modules']!r}; heads trained fully: {', '.join(summary['modules_to_save'])}. "
+        f"Trainable parameters: {summary['trainable_parameters']:,} of {summary['total_parameters']:,} "
+        f"({100 * summary['trainable_share']:.2f} %: LoRA {summary['lora_parameters']:,}, heads "
+        f"{summary['head_parameters']:,})",
+        main_process_only=True,
+    )
+    return peft_model, summary
