@@ -95,10 +95,9 @@ def render_html(texts: list[str], results: list[dict]) -> str:
         pieces.append(html.escape(text[cursor:]))
         relations = "".join(
             "<li>"
-            + " → ".join(
+            + " → ".join(  # tail → head: drug → adverse effect for ADE (head = the effect, tail = the drug)
                 f"{html.escape(v['text'])} <small>({html.escape(v['type'])})</small>"
-                for k, v in rel.items()
-                if isinstance(v, dict)
+                for v in reversed([v for v in rel.values() if isinstance(v, dict)])
             )
             + f" <small>{html.escape(rel['type'])} {rel['score']:.2f}</small></li>"
             for rel in result["relations"]

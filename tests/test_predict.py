@@ -43,6 +43,9 @@ def test_plain_text_keeps_one_line_per_document(model_dir, tmp_path):
     assert "<toxicity>" not in page_text, "text must be HTML-escaped"
     assert "&lt;" in page_text and "&amp;" in page_text
     assert page_text.count('class="doc"') == 3 and "→" in page_text
+    first = rows[0]["relations"][0]
+    link = f"{first['drug']['text']} <small>(Drug)</small> → {first['adverse_effect']['text']}"
+    assert link in page_text, "relations read drug → adverse effect"
 
 
 def test_jsonl_with_a_text_field_copies_other_fields(model_dir, tmp_path):
