@@ -128,6 +128,7 @@ class BertCrfConfig(PretrainedConfig):
         self.special_token_ids = special_token_ids
         super().__init__(**kwargs)
 
+    # Copied from configuration_joint_ner_re.JointNerReConfig (hidden_size, max_position_embeddings)
     @property
     def hidden_size(self) -> int:
         return self.encoder_config.hidden_size

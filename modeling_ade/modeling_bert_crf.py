@@ -186,6 +186,7 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
 
     def __init__(self, config: BertCrfConfig):
         super().__init__(config)
+        # Copied from modeling_joint_ner_re.JointNerReForAdeExtraction.__init__ (model files stay self-contained)
         # The pooler is unused: leave it out where the encoder allows.
         no_pooler = (
             {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}

@@ -60,3 +60,18 @@ def tiny_encoder_config(vocab_size: int, **overrides):
     )
     values.update(overrides)
     return BertConfig(**values)
+
+
+def biased_joint_model(vocab_size: int, seed: int):
+    """A tiny random joint model whose head biases make it find many entities and relations, in eval mode:
+    pipeline and Hub tests then have real output to compare (the outputs are never hard-coded)."""
+    import torch
+
+    from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
+
+    torch.manual_seed(seed)
+    model = JointNerReForAdeExtraction(JointNerReConfig(encoder_config=tiny_encoder_config(vocab_size)))
+    with torch.no_grad():
+        model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
+        model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
+    return model.eval()

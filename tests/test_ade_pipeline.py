@@ -8,24 +8,17 @@ import textwrap
 
 import pytest
 import torch
-from conftest import tiny_encoder_config
+from conftest import biased_joint_model
 from transformers import pipeline
 
-from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
+from modeling_ade import JointNerReConfig
 from modeling_ade.pipeline_ade_extraction import relation_key
 
 
 @pytest.fixture(scope="module")
 def extractor(minilm_tokenizer):
-    torch.manual_seed(1)
-    model = JointNerReForAdeExtraction(
-        JointNerReConfig(encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size))
-    )
-    # Bias the NER head towards entity tags so a random model produces many entities and relations.
-    with torch.no_grad():
-        model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
-        model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
-    return pipeline("ade-extraction", model=model.eval(), tokenizer=minilm_tokenizer)
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=1)
+    return pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer)
 
 
 def same_extractions(a, b, tol=1e-4):

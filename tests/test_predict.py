@@ -3,25 +3,17 @@
 import json
 
 import pytest
-import torch
-from conftest import tiny_encoder_config
+from conftest import biased_joint_model
 from transformers import pipeline
 
 import predict
-from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_tokenizer):
-    torch.manual_seed(0)
-    model = JointNerReForAdeExtraction(
-        JointNerReConfig(encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size))
-    )
-    with torch.no_grad():
-        model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
-        model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=0)
     out = tmp_path_factory.mktemp("model")
-    pipeline("ade-extraction", model=model.eval(), tokenizer=minilm_tokenizer).save_pretrained(out)
+    pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(out)
     return out
 
 

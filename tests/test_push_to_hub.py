@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_encoder_config
+from conftest import biased_joint_model, tiny_encoder_config
 from huggingface_hub import ModelCard, metadata_load
 from transformers import pipeline
 
 import push_to_hub
-from modeling_ade import AdeExtractionPipeline, JointNerReConfig, JointNerReForAdeExtraction
+from modeling_ade import AdeExtractionPipeline, JointNerReForAdeExtraction
 from modeling_ade.metrics import aggregate_folds, compute_ade_metrics
 from modeling_ade.model_card import METRICS, OVERLAP_VARIANTS, metric_name
 
@@ -60,14 +60,8 @@ def toy_metrics(shift: int = 0) -> dict:
 
 
 def save_tiny_model(folder: Path, tokenizer, seed: int = 1) -> JointNerReForAdeExtraction:
-    torch.manual_seed(seed)
-    model = JointNerReForAdeExtraction(
-        JointNerReConfig(encoder_config=tiny_encoder_config(tokenizer.vocab_size))
-    )
-    with torch.no_grad():  # many entities and relations from a random model
-        model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
-        model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
-    pipeline("ade-extraction", model=model.eval(), tokenizer=tokenizer).save_pretrained(folder)
+    model = biased_joint_model(tokenizer.vocab_size, seed)
+    pipeline("ade-extraction", model=model, tokenizer=tokenizer).save_pretrained(folder)
     return model
 
 
