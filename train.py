@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -99,11 +100,49 @@ def add_common_arguments(
     g.add_argument(
         "--seed", type=int, default=42, help="random seed, set before the model is built (default: 42)"
     )
+    g = parser.add_argument_group(
+        "scale and resilience (README: Scaling up; the same flags under `accelerate launch`)"
+    )
+    g.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="sum gradients over N batches per optimizer step: the global batch is batch size x N x "
+        "processes (default: 1)",
+    )
     g.add_argument(
         "--mixed-precision",
         choices=["no", "fp16", "bf16"],
-        default="no",
-        help="passed to Accelerate (default: no)",
+        default=None,
+        help="autocast precision, passed to Accelerate (default: the `accelerate launch` config, else no)",
+    )
+    g.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="compile the model with torch.compile (inductor); the first steps get slower, later ones faster",
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="save the full training state (model, optimizer, scheduler, RNG, data position) to "
+        "OUT/checkpoints/step_N every STEPS optimizer steps; 0 = never (default: 0)",
+    )
+    g.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="DIR|latest",
+        help="go on from a checkpoint folder, or from the newest one in OUT/checkpoints with `latest` (which "
+        "starts from scratch when there is none yet); the run then ends as an uninterrupted one would",
+    )
+    g.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=2,
+        metavar="K",
+        help="keep only the newest K checkpoints; 0 = keep all (default: 2)",
     )
     g = parser.add_argument_group("data size and logging")
     g.add_argument(
@@ -309,12 +348,20 @@ def run_ade(args) -> dict:
     folds = list(range(args.cv)) if args.cv else [args.fold]
     if args.cv is not None and not 1 <= args.cv <= 10:
         raise SystemExit(f"--cv must be between 1 and 10, got {args.cv}")
+    if args.cv and args.resume_from not in (None, "latest"):
+        raise SystemExit(
+            "--cv resumes with `--resume-from latest` (each fold from its own OUT/fold_K/checkpoints)"
+        )
     per_fold = []
     for fold in folds:
+        fold_dir = out / f"fold_{fold}" if args.cv else out
+        if args.cv and args.resume_from and (fold_dir / "metrics.json").is_file():
+            print(f"fold {fold}: finished before ({fold_dir / 'metrics.json'}), kept (--resume-from latest)")
+            per_fold.append(json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8")))
+            continue
         splits = load_ade(f"fold_{fold}", data_dir=args.data_dir)
         train = list(splits["train"])[: args.max_train_samples]
         test = list(splits["test"])[: args.max_eval_samples]
-        fold_dir = out / f"fold_{fold}" if args.cv else out
         fold_args = argparse.Namespace(**{**vars(args), "fold": fold})  # recorded in training_args.json
         metrics = run_fold(fold_args, train, test, fold_dir, f"ade fold {fold}")
         per_fold.append(metrics)
@@ -344,6 +391,9 @@ SUMMARY_KEYS = [
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, least in (("gradient_accumulation_steps", 1), ("checkpoint_every", 0), ("keep_checkpoints", 0)):
+        if getattr(args, flag) < least:
+            parser.error(f"--{flag.replace('_', '-')} must be at least {least}, got {getattr(args, flag)}")
     if any(getattr(args, f"lora_{k}", None) is not None for k in ("r", "alpha", "dropout", "target_modules")):
         from modeling_ade.lora import LoraSettings
 
@@ -356,14 +406,17 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def cli() -> int:
-    """Command-line entry: bad input (data folder, corpus file, dataset column) is one clear message, exit 2."""
+    """Command-line entry: bad input (data folder, corpus file, dataset column, checkpoint, launch) is one clear
+    message, exit 2."""
     from datasets_scripts.ade_corpus import AdeFormatError
     from datasets_scripts.chinese_healthner import HealthNerFormatError
     from datasets_scripts.common import DataDirError
+    from modeling_ade.checkpointing import CheckpointError
+    from modeling_ade.training import LaunchError
 
     try:
         return 0 if main() is not None else 1
-    except (DataDirError, AdeFormatError, HealthNerFormatError) as err:
+    except (DataDirError, AdeFormatError, HealthNerFormatError, CheckpointError, LaunchError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -167,6 +167,7 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
     )
     metrics = compute_ade_metrics([gold_doc(r) for r in test_records], predictions, gold_entity_predictions)
     metrics["train_history"] = history
+    metrics["train_seconds_per_epoch"] = sum(h["epoch_seconds"] for h in history) / max(len(history), 1)
     metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)
     if lora is not None:
         metrics["lora"] = lora

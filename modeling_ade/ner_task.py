@@ -475,14 +475,7 @@ def run_ner(args: argparse.Namespace) -> dict:
         ),
         collate_fn=collator,
     )
-    clock = {"last": time.perf_counter()}
-
-    def epoch_time(epoch: int) -> dict:
-        now = time.perf_counter()
-        seconds, clock["last"] = now - clock["last"], now
-        return {"epoch_seconds": seconds}
-
-    history = fit(accelerator, model, train_loader, args, description="ner", on_epoch_end=epoch_time)
+    history = fit(accelerator, model, train_loader, args, description="ner")
 
     order = sorted(range(len(eval_windows)), key=lambda i: len(eval_windows[i].features["input_ids"]))
     eval_loader = accelerator.prepare(

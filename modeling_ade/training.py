@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,13 +21,46 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
+from .checkpointing import (
+    TrainerState,
+    checkpoint_dir,
+    find_checkpoint,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from .optim import build_param_groups, build_scheduler, describe_param_groups, resolve_warmup_steps
 
 logger = get_logger(__name__)
 
 
+class LaunchError(RuntimeError):
+    """The processes of a launch would not train together (see :func:`check_launch`)."""
+
+
+def check_launch(num_processes: int, environ=os.environ) -> None:
+    """Refuse N processes that would each train alone.
+
+    ``torchrun`` (or ``accelerate launch`` with a config that does not say CPU) sets ``WORLD_SIZE=N``; on a
+    machine without GPUs a plain ``Accelerator()`` then does not join the process group and every process
+    trains its own copy on all the data, silently. ``num_processes`` is what Accelerate ended up with.
+    """
+    world_size = int(environ.get("WORLD_SIZE", "1") or 1)
+    if world_size > 1 and num_processes != world_size:
+        raise LaunchError(
+            f"this run was launched as {world_size} processes (WORLD_SIZE={world_size}) but Accelerate sees "
+            f"{num_processes} per process, so each would train its own copy of the model. Without GPUs, "
+            "distributed training needs ACCELERATE_USE_CPU=true, e.g. `ACCELERATE_USE_CPU=true torchrun "
+            "--nproc_per_node 2 train.py ...` (README: Scaling up); with GPUs, check that they are visible "
+            "(CUDA_VISIBLE_DEVICES)."
+        )
+
+
 def make_accelerator(args) -> Accelerator:
-    """An ``Accelerator`` with the run's mixed precision and, when installed and asked for, TensorBoard."""
+    """The run's ``Accelerator``: mixed precision, gradient accumulation, ``torch.compile`` and, when asked
+    for and installed, TensorBoard. Options left unset (``None``) come from ``accelerate launch`` / its config.
+    Raises :class:`LaunchError` for a multi-process launch that would not train together."""
     log_with = None
     if args.report_to == "tensorboard":
         if importlib.util.find_spec("tensorboard") is None:
@@ -34,11 +68,21 @@ def make_accelerator(args) -> Accelerator:
                 "--report-to tensorboard needs the `tensorboard` package (pip install tensorboard)"
             )
         log_with = "tensorboard"
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        dynamo_backend="inductor" if args.torch_compile else None,
         log_with=log_with,
         project_dir=str(Path(args.output_dir) / "logs"),
     )
+    check_launch(accelerator.num_processes)
+    logger.info(
+        f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, device {accelerator.device}, "
+        f"mixed precision {accelerator.mixed_precision}, gradient accumulation "
+        f"{args.gradient_accumulation_steps}, torch.compile {'on' if args.torch_compile else 'off'}",
+        main_process_only=True,
+    )
+    return accelerator
 
 
 def make_optimizer(
@@ -80,6 +124,17 @@ def make_optimizer(
     return optimizer, scheduler
 
 
+def _set_epoch(loader, epoch: int) -> None:
+    """Give the epoch to the prepared loader (it re-applies its own count on every ``iter``) and to our batch
+    sampler, which Accelerate's ``set_epoch`` does not reach inside a ``BatchSamplerShard`` (several processes)."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    sampler = getattr(loader, "batch_sampler", None)
+    sampler = getattr(sampler, "batch_sampler", sampler)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -90,55 +145,100 @@ def fit(
     on_epoch_end: Callable[[int], dict] | None = None,
     encoder_attr: str = "encoder",
 ) -> list[dict]:
-    """Train ``args.epochs`` epochs; returns one log dict per epoch (mean loss, and what ``on_epoch_end`` adds).
+    """Train ``args.epochs`` epochs; returns one log dict per epoch (mean loss, seconds, and what ``on_epoch_end``
+    adds).
 
     ``train_loader`` is not yet prepared; the model is prepared here together with optimizer and scheduler.
-    ``encoder_attr`` goes to :func:`make_optimizer`.
+    ``encoder_attr`` goes to :func:`make_optimizer`. Gradient accumulation is Accelerate's
+    (``accelerator.accumulate``); one *step* is one optimizer step. With ``--checkpoint-every N`` the full
+    state is saved every N steps (:mod:`modeling_ade.checkpointing`); with ``--resume-from`` the run goes on
+    from a checkpoint: same batches, same RNG, so it ends where an uninterrupted run ends.
     """
-    steps_per_epoch = math.ceil(len(train_loader) / max(accelerator.num_processes, 1))
+    accumulation = args.gradient_accumulation_steps
+    batches_per_epoch = math.ceil(len(train_loader) / max(accelerator.num_processes, 1))  # per process
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulation)
     optimizer, scheduler = make_optimizer(
         model, args, steps_per_epoch * args.epochs, accelerator, encoder_attr=encoder_attr
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
-    history, step = [], 0
-    for epoch in range(args.epochs):
+
+    state, resumed = TrainerState(), None
+    if args.resume_from:
+        resumed = find_checkpoint(args.output_dir, args.resume_from)
+        if resumed is None:
+            logger.info(
+                f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, "
+                "training from the start",
+                main_process_only=True,
+            )
+        else:
+            state = load_checkpoint(accelerator, resumed)
+            logger.info(
+                f"resumed from {resumed}: step {state.global_step}, epoch {state.epoch + 1}, "
+                f"{state.batches_done} of its {batches_per_epoch} batches done",
+                main_process_only=True,
+            )
+
+    for epoch in range(state.epoch, args.epochs):
         model.train()
-        sampler = getattr(train_loader, "batch_sampler", None)
-        sampler = getattr(sampler, "batch_sampler", sampler)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        total, count = torch.zeros((), device=accelerator.device), 0
+        _set_epoch(train_loader, epoch)
+        loader, pending_rng = train_loader, None
+        if state.batches_done >= batches_per_epoch:  # saved after the epoch's last batch
+            loader = []
+        elif state.batches_done:
+            loader = accelerator.skip_first_batches(train_loader, state.batches_done)
+            # Starting a data loader draws a seed from the global RNG; the uninterrupted run drew it at the
+            # start of the epoch, so the checkpoint's RNG state is put back once the loader has started.
+            pending_rng = rng_states()
+            accelerator.step = state.batches_done % accumulation
+        started = time.perf_counter()
+        total = torch.tensor(state.loss_sum / accelerator.num_processes, device=accelerator.device)
+        count = state.loss_count
         bar = tqdm(
-            train_loader,
+            loader,
             desc=f"{description} epoch {epoch + 1}/{args.epochs}",
+            initial=state.batches_done,
+            total=batches_per_epoch,
             disable=not accelerator.is_local_main_process,
         )
         for batch in bar:
-            outputs = model(**batch)
-            accelerator.backward(outputs.loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
+            if pending_rng is not None:
+                set_rng_states(pending_rng)
+                pending_rng = None
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                accelerator.backward(outputs.loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
             total += outputs.loss.detach()
             count += 1
-            if step % args.logging_steps == 0:
+            state.batches_done += 1
+            if not accelerator.sync_gradients:
+                continue
+            state.global_step += 1
+            if state.global_step % args.logging_steps == 0:
                 logs = {"train/loss": outputs.loss.item(), "train/lr": scheduler.get_last_lr()[0]}
                 for key in ("ner_loss", "relation_loss"):
                     if getattr(outputs, key, None) is not None:
                         logs[f"train/{key}"] = getattr(outputs, key).item()
-                accelerator.log(logs, step=step)
+                accelerator.log(logs, step=state.global_step)
                 bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
+            if args.checkpoint_every and state.global_step % args.checkpoint_every == 0:
+                state.loss_sum, state.loss_count = accelerator.reduce(total.clone(), "sum").item(), count
+                save_checkpoint(accelerator, args.output_dir, state, args.keep_checkpoints)
         epoch_log = {
             "epoch": epoch + 1,
             "train_loss": accelerator.reduce(total, "mean").item() / max(count, 1),
+            "epoch_seconds": time.perf_counter() - started,  # of this process; a resumed epoch's rest only
         }
         if on_epoch_end is not None:
             epoch_log.update(on_epoch_end(epoch))
-        accelerator.log({f"epoch/{k}": v for k, v in epoch_log.items()}, step=step)
+        accelerator.log({f"epoch/{k}": v for k, v in epoch_log.items()}, step=state.global_step)
         logger.info(f"{description} epoch {epoch + 1}: {epoch_log}", main_process_only=True)
-        history.append(epoch_log)
-    return history
+        state.history.append(epoch_log)
+        state.epoch, state.batches_done, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
+    return state.history
 
 
 def loggable(values: dict) -> dict:

@@ -502,3 +502,24 @@ def test_every_mlm_flag_has_help():
     mlm = add_mlm_parser(parser.add_subparsers(dest="task"), train.add_common_arguments)
     for action in mlm._actions:
         assert action.help, action.option_strings
+
+
+def test_checkpoints_of_a_model_with_tied_weights_save_and_resume(tmp_path, tiny_checkpoint, corpus_file):
+    """The MLM decoder shares the word embeddings: Accelerate's save_state / load_state must handle that."""
+    from safetensors.torch import load_file
+
+    from modeling_ade.checkpointing import STATE_FILE, list_checkpoints
+
+    out = tmp_path / "out"
+    argv = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--train-file", str(corpus_file)]
+    argv += ["--epochs", "2", "--batch-size", "4", "--max-length", "16", "--report-to", "none"]
+    argv += ["--validation-split", "0.2", "--checkpoint-every", "3", "--keep-checkpoints", "0"]
+    run_mlm(mlm_args(argv))
+    checkpoints = list_checkpoints(out)
+    assert len(checkpoints) >= 2
+    first = checkpoints[0]
+    assert json.loads((first / STATE_FILE).read_text())["global_step"] == 3
+    saved = load_file(first / "model.safetensors")
+    assert any("word_embeddings" in name for name in saved)
+    resumed = run_mlm(mlm_args([*argv, "--resume-from", str(first)]))
+    assert len(resumed["train_history"]) == 2 and resumed["after"]["masked_tokens"] > 0
