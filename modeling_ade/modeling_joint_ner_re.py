@@ -110,6 +110,11 @@ def candidate_pairs(entity_spans: torch.Tensor, candidate_types: torch.Tensor) -
     return pairs
 
 
+def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(B, N, D)``, ``index`` ``(B, P)`` long in ``[0, N)`` -> ``values[b, index[b, p]]`` ``(B, P, D)``."""
+    return torch.gather(values, 1, index.unsqueeze(-1).expand(-1, -1, values.size(-1)))
+
+
 class JointNerReRelationHead(nn.Module):
     """R-BERT relation classifier over ``[CLS]`` and the last sub-word of the head and tail entities."""
 
@@ -131,23 +136,26 @@ class JointNerReRelationHead(nn.Module):
     def forward(
         self, hidden: torch.Tensor, entity_spans: torch.Tensor, relation_pairs: torch.Tensor
     ) -> torch.Tensor:
-        """hidden ``(B, T, H)``, entity_spans ``(B, E, 3)``, relation_pairs ``(B, P, 2)`` -> logits ``(B, P, R)``."""
+        """hidden ``(B, T, H)``, entity_spans ``(B, E, 3)``, relation_pairs ``(B, P, 2)`` -> logits ``(B, P, R)``.
+
+        ``W3 · [h0; h1; h2]`` is ``W3a·h0 + W3b·h1 + W3c·h2``, so the projections are computed once per sentence
+        (``[CLS]``) and once per entity, and a pair only adds up three rows and runs the MLP: the per-pair cost
+        no longer grows with the hidden size. Dropout is drawn per sentence and per entity accordingly.
+        """
         # No early exit for P = 0: every parameter stays in the graph (DDP needs that), empty tensors are fine.
-        batch, num_pairs = relation_pairs.shape[:2]
-        entity_ends = entity_spans[..., 1].clamp(min=0)  # shape: (B, E)
-        pair_entities = relation_pairs.clamp(min=0)  # shape: (B, P, 2)
-        pair_tokens = torch.gather(entity_ends, 1, pair_entities.flatten(1)).view(
-            batch, num_pairs, 2
-        )  # (B, P, 2)
-        index = pair_tokens.flatten(1).unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # shape: (B, 2P, H)
-        ends = torch.gather(hidden, 1, index).view(
-            batch, num_pairs, 2, hidden.size(-1)
-        )  # shape: (B, P, 2, H)
-        cls = hidden[:, 0:1].expand(-1, num_pairs, -1)  # shape: (B, P, H)
-        h0 = self.cls_projection(self.dropout(torch.tanh(cls)))
-        h1 = self.head_projection(self.dropout(torch.tanh(ends[:, :, 0])))
-        h2 = self.tail_projection(self.dropout(torch.tanh(ends[:, :, 1])))
-        fused = self.fuse(self.dropout(torch.cat([h0, h1, h2], dim=-1)))  # shape: (B, P, width)
+        width = self.fuse.out_features
+        ends = self.dropout(torch.tanh(gather_rows(hidden, entity_spans[..., 1].clamp(min=0))))  # (B, E, H)
+        cls = self.dropout(torch.tanh(hidden[:, 0]))  # shape: (B, H)
+        w_cls, w_head, w_tail = self.fuse.weight.split(width, dim=1)  # each (width, width)
+        cls_part = self.dropout(self.cls_projection(cls)) @ w_cls.T + self.fuse.bias  # shape: (B, width)
+        head_part = self.dropout(self.head_projection(ends)) @ w_head.T  # shape: (B, E, width)
+        tail_part = self.dropout(self.tail_projection(ends)) @ w_tail.T  # shape: (B, E, width)
+        pairs = relation_pairs.clamp(min=0)  # shape: (B, P, 2)
+        fused = (
+            cls_part.unsqueeze(1)
+            + gather_rows(head_part, pairs[..., 0])
+            + gather_rows(tail_part, pairs[..., 1])
+        )  # shape: (B, P, width)
         return self.mlp(fused)  # shape: (B, P, R)
 
 

@@ -216,3 +216,36 @@ def test_gold_entity_pass_scores_with_exact_gold_offsets():
     )
     doc = _gold_entity_doc(output, 0, [["Drug", 0, 12], ["Adverse-Effect", 20, 31]], JointNerReConfig())
     assert doc["relations"] == [(("Adverse-Effect", 20, 31), ("Drug", 0, 12), "ADE")]
+
+
+def test_relation_head_equals_r_bert_computed_pair_by_pair():
+    """The head factors W3 over the concatenation; in eval mode it must equal R-BERT written out per pair:
+    MLP(W3 [W0 tanh(h_cls); W1 tanh(h_head_end); W2 tanh(h_tail_end)])."""
+    from modeling_ade.modeling_joint_ner_re import JointNerReRelationHead
+
+    torch.manual_seed(0)
+    config = JointNerReConfig(encoder_config=tiny_encoder_config(100))
+    head = JointNerReRelationHead(config).eval()
+    hidden = torch.randn(3, 9, config.hidden_size)
+    spans = torch.tensor(
+        [
+            [[1, 2, 0], [4, 4, 1], [6, 8, 1]],
+            [[2, 5, 1], [7, 7, 0], [-1, -1, -1]],
+            [[-1, -1, -1], [-1, -1, -1], [-1, -1, -1]],
+        ]
+    )
+    pairs = torch.tensor([[[1, 0], [2, 0], [0, 2]], [[0, 1], [-1, -1], [-1, -1]], [[-1, -1]] * 3])
+    logits = head(hidden, spans, pairs)
+    assert logits.shape == (3, 3, len(config.relation_labels))
+    for b in range(3):
+        for p in range(3):
+            h, t = pairs[b, p].tolist()
+            if h < 0:
+                continue
+            parts = [
+                head.cls_projection(torch.tanh(hidden[b, 0])),
+                head.head_projection(torch.tanh(hidden[b, spans[b, h, 1]])),
+                head.tail_projection(torch.tanh(hidden[b, spans[b, t, 1]])),
+            ]
+            expected = head.mlp(head.fuse(torch.cat(parts)))
+            torch.testing.assert_close(logits[b, p], expected, atol=1e-5, rtol=1e-5)
