@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | ade | ner-ablation). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | ade | ner-ablation | scale). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -22,4 +22,10 @@ fi
 
 if [[ $which == all || $which == ner-ablation ]] && [[ -f benchmarks/ner_ablation.sh ]]; then
   bash benchmarks/ner_ablation.sh
+fi
+
+if [[ $which == all || $which == scale ]]; then
+  echo "== Throughput, MFU, memory and growth against the stock Trainer / pipeline (one thread) =="
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
+    $PY benchmarks/bench_scale.py --threads 1 --output "$OUT/scale.json"
 fi
