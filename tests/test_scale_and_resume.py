@@ -171,6 +171,63 @@ def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, min
     assert len(history) == 4
 
 
+def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_tokenizer, tmp_path):
+    """The other two tasks under 2 processes: evaluation of an odd number of samples gathers each exactly
+    once. MLM's "before" score (the untrained model on fixed masks) must equal the 1-process one exactly."""
+    from accelerate import debug_launcher
+
+    model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
+    words = "aspirin caused a rash and fever that resolved after the drug was stopped".split()
+    tags = {"aspirin": "B-DRUG", "rash": "B-AE", "fever": "B-AE"}
+    rows = [
+        {"tokens": words[i % 5 :], "ner_tags": [tags.get(w, "O") for w in words[i % 5 :]]} for i in range(21)
+    ]
+    data = tmp_path / "ner.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    text = tmp_path / "notes.txt"
+    text.write_text("\n".join(" ".join(words[i % 7 :]) for i in range(45)) + "\n", encoding="utf-8")
+    common = ["--model", str(model), "--epochs", "1", "--batch-size", "4", "--eval-batch-size", "2"]
+    common += ["--report-to", "none", "--max-length", "32"]
+
+    def argv(task: str, out: Path) -> list[str]:
+        if task == "ner":
+            return [
+                "ner",
+                *common,
+                "--output-dir",
+                str(out),
+                "--dataset",
+                str(data),
+                "--eval-split",
+                "train[:13]",
+            ]
+        return [
+            "mlm",
+            *common,
+            "--output-dir",
+            str(out),
+            "--train-file",
+            str(text),
+            "--validation-split",
+            "0.2",
+        ]
+
+    for task in ("ner", "mlm"):
+        train.main(argv(task, tmp_path / f"{task}_1"))
+        debug_launcher(
+            lambda task=task: _two_process_run(argv(task, tmp_path / f"{task}_2")), num_processes=2
+        )
+        one = json.loads((tmp_path / f"{task}_1" / "metrics.json").read_text())
+        two = json.loads((tmp_path / f"{task}_2" / "metrics.json").read_text())
+        if task == "ner":
+            assert one["num_eval_sentences"] == two["num_eval_sentences"] == 13
+            assert one["n_gold_entities"] == two["n_gold_entities"] > 0
+        else:
+            assert one["before"]["examples"] == two["before"]["examples"] == 9
+            assert one["before"]["masked_tokens"] == two["before"]["masked_tokens"] > 0
+            assert two["before"]["mlm_loss"] == pytest.approx(one["before"]["mlm_loss"], rel=1e-5)
+
+
 # ----------------------------------------------------------------------------------------------------
 # resume
 
