@@ -127,6 +127,9 @@ def _two_process_run(argv: list[str]) -> None:
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)  # a forked child inherits the parent's state
+    # The parent's OpenMP thread pool does not survive fork (libgomp): one thread, or the child can hang in
+    # its first parallel op.
+    torch.set_num_threads(1)
     train.main(argv)
 
 
