@@ -376,6 +376,9 @@ def test_torch_compile_trains_a_compiled_model_and_saves_the_plain_one(
     """``--torch-compile`` goes through Accelerate's dynamo plugin. The inductor backend needs minutes of C++
     compilation on CPU, so here every ``torch.compile`` call is sent to the ``eager`` backend: what is tested
     is that training runs through the compiled wrapper and that the saved model is the plain one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # the dynamo setting lives in this singleton
     calls = []
     compile_ = torch.compile
 
