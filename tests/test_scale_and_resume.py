@@ -1,14 +1,14 @@
 """Scale, resilience and speed options, end to end through ``train.py ade`` on a tiny encoder.
 
-- 2 CPU processes (``accelerate.debug_launcher``: real DDP over gloo) with batch 4 reach the parameters and
+- 2 CPU processes (``ACCELERATE_USE_CPU=true torchrun``, the README's command: real DDP over gloo) with batch 4
+  reach the parameters and
   metrics of 1 process with batch 4 and 2 accumulation steps: the same 8 sentences make every optimizer step
   (process p takes batches p, p + 2, ...; accumulation takes them in turn). Dropout is off in this tiny model,
   because two processes draw different dropout masks than one. Tolerance: 1e-5 absolute on parameters (sums
   of the same gradients in another order), 1e-6 on the metrics (float32 losses).
 - A run killed by SIGKILL right after a checkpoint mid-epoch and resumed with ``--resume-from latest`` ends
   with exactly the parameters and metrics of an uninterrupted run (dropout on, so the RNG must be restored).
-- ``torchrun`` with 2 CPU processes and no ``ACCELERATE_USE_CPU`` is refused with a clear message; with it,
-  the 2 processes train together.
+- ``torchrun`` with 2 CPU processes and no ``ACCELERATE_USE_CPU`` is refused with a clear message.
 - ``--torch-compile`` trains through the compiled module and saves the plain model; the accelerate config
   files in configs/ load.
 """
@@ -116,6 +116,41 @@ def assert_same_scores(a: dict, b: dict, tol: float) -> None:
 # distributed
 
 
+def run_train(
+    argv: list[str], script: str | None = None, processes: int = 1, use_cpu: bool = True
+) -> subprocess.CompletedProcess:
+    """``train.py`` in a fresh interpreter: ``python train.py``, ``python -c script``, or, for ``processes`` > 1,
+    ``ACCELERATE_USE_CPU=true torchrun`` (the README's CPU command; ``use_cpu=False`` leaves the variable out).
+    Never a fork of this pytest process: the OpenMP and tokenizer thread pools it has started do not survive
+    fork, and forked children can hang."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    env.update(
+        OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES=""
+    )
+    if script:
+        command = [sys.executable, "-c", script]
+    elif processes > 1:
+        if use_cpu:
+            env["ACCELERATE_USE_CPU"] = "true"
+        torchrun = Path(sys.executable).parent / "torchrun"
+        command = [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            str(REPO / "train.py"),
+            *argv,
+        ]
+    else:
+        command = [sys.executable, str(REPO / "train.py"), *argv]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_launch_check_refuses_processes_that_would_train_alone():
     check_launch(1, {})
     check_launch(2, {"WORLD_SIZE": "2"})
@@ -123,19 +158,7 @@ def test_launch_check_refuses_processes_that_would_train_alone():
         check_launch(1, {"WORLD_SIZE": "2"})
 
 
-def _two_process_run(argv: list[str]) -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)  # a forked child inherits the parent's state
-    # The parent's OpenMP thread pool does not survive fork (libgomp): one thread, or the child can hang in
-    # its first parallel op.
-    torch.set_num_threads(1)
-    train.main(argv)
-
-
 def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, minilm_tokenizer, tmp_path):
-    from accelerate import debug_launcher
-
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
     # dropout off (see the module docstring); long enough that the model predicts entities and relations
     no_dropout = [
@@ -149,11 +172,14 @@ def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, min
         "80",
     ]
     single = tmp_path / "one_process"
-    train.main(ade_args(model, ade_data_dir, single, *no_dropout, "--gradient-accumulation-steps", "2"))
+    # both runs in fresh processes with one thread each: Adam turns float noise in near-zero gradients (the
+    # attention key biases) into full-size steps, so 1 thread against 2 differs by ~5e-4 after 4 epochs
+    check(run_train(ade_args(model, ade_data_dir, single, *no_dropout, "--gradient-accumulation-steps", "2")))
     double = tmp_path / "two_processes"
-    debug_launcher(
-        lambda: _two_process_run(ade_args(model, ade_data_dir, double, *no_dropout)), num_processes=2
-    )
+    launched = check(run_train(ade_args(model, ade_data_dir, double, *no_dropout), processes=2))
+    assert "2 process(es), DistributedType.MULTI_CPU" in launched.stderr
+    # 80 sentences, batch 4, 2 processes: 10 batches per process and epoch
+    assert "epoch 1/4: 100%|██████████| 10/10" in launched.stderr
 
     one, two = weights(single), weights(double)
     assert one.keys() == two.keys()
@@ -177,8 +203,6 @@ def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, min
 def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_tokenizer, tmp_path):
     """The other two tasks under 2 processes: evaluation of an odd number of samples gathers each exactly
     once. MLM's "before" score (the untrained model on fixed masks) must equal the 1-process one exactly."""
-    from accelerate import debug_launcher
-
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
     words = "aspirin caused a rash and fever that resolved after the drug was stopped".split()
     tags = {"aspirin": "B-DRUG", "rash": "B-AE", "fever": "B-AE"}
@@ -188,7 +212,10 @@ def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_token
     data = tmp_path / "ner.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     text = tmp_path / "notes.txt"
-    text.write_text("\n".join(" ".join(words[i % 7 :]) for i in range(45)) + "\n", encoding="utf-8")
+    # 45 distinct lines (train.py mlm drops duplicates): 9 held out by --validation-split 0.2
+    text.write_text(
+        "\n".join(" ".join(words[i % 7 :]) + f" on day {i}" for i in range(45)) + "\n", encoding="utf-8"
+    )
     common = ["--model", str(model), "--epochs", "1", "--batch-size", "4", "--eval-batch-size", "2"]
     common += ["--report-to", "none", "--max-length", "32"]
 
@@ -217,9 +244,7 @@ def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_token
 
     for task in ("ner", "mlm"):
         train.main(argv(task, tmp_path / f"{task}_1"))
-        debug_launcher(
-            lambda task=task: _two_process_run(argv(task, tmp_path / f"{task}_2")), num_processes=2
-        )
+        check(run_train(argv(task, tmp_path / f"{task}_2"), processes=2))
         one = json.loads((tmp_path / f"{task}_1" / "metrics.json").read_text())
         two = json.loads((tmp_path / f"{task}_2" / "metrics.json").read_text())
         if task == "ner":
@@ -254,18 +279,11 @@ sys.exit(train.cli())
 """
 
 
-def run_train(argv: list[str], script: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-c", script] if script else [sys.executable, str(REPO / "train.py"), *argv]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_killed_run_resumes_to_the_uninterrupted_result(ade_data_dir, minilm_tokenizer, tmp_path):
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.1)
     options = ["--gradient-accumulation-steps", "2", "--checkpoint-every", "2", "--keep-checkpoints", "2"]
     whole = tmp_path / "uninterrupted"
-    done = run_train(ade_args(model, ade_data_dir, whole, *options))
-    assert done.returncode == 0, done.stderr[-3000:]
+    check(run_train(ade_args(model, ade_data_dir, whole, *options)))
 
     out = tmp_path / "interrupted"
     argv = ade_args(model, ade_data_dir, out, *options)
@@ -281,8 +299,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(ade_data_dir, minilm_tok
     (latest.parent / f"{PARTIAL_PREFIX}step_00000099" / STATE_FILE).unlink()
     assert find_checkpoint(out, "latest") == latest
 
-    resumed = run_train([*argv, "--resume-from", "latest"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = check(run_train([*argv, "--resume-from", "latest"]))
     assert "resumed from" in resumed.stderr and "step 4, epoch 1, 8 of its 10 batches done" in resumed.stderr
 
     a, b = weights(whole), weights(out)
@@ -301,23 +318,10 @@ def test_resume_from_something_else_is_a_clear_error(tmp_path):
     assert find_checkpoint(tmp_path, "latest") is None  # nothing yet: a job script may always pass it
 
 
-@pytest.mark.skipif(
-    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun"
-)
 def test_plain_torchrun_on_cpu_is_refused(ade_data_dir, minilm_tokenizer, tmp_path):
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
-    torchrun = Path(sys.executable).parent / "torchrun"
     argv = ade_args(model, ade_data_dir, tmp_path / "out", "--max-train-samples", "8")
-    result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29631", str(REPO / "train.py"), *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_train(argv, processes=2, use_cpu=False)
     assert result.returncode != 0
     assert "launched as 2 processes" in result.stderr and "ACCELERATE_USE_CPU=true" in result.stderr
     assert not (tmp_path / "out" / "metrics.json").exists()
@@ -337,33 +341,6 @@ def test_config_files_load_in_accelerate(path):
     assert config.main_training_function == "main"
     if path.stem == "fsdp":
         assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "BertLayer"
-
-
-def test_torchrun_with_accelerate_use_cpu_runs_two_processes_together(
-    ade_data_dir, minilm_tokenizer, tmp_path
-):
-    """The README's CPU command: ``ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 train.py ...``."""
-    model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
-    env.update(
-        OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ACCELERATE_USE_CPU="true"
-    )
-    torchrun = Path(sys.executable).parent / "torchrun"
-    out = tmp_path / "out"
-    argv = ade_args(model, ade_data_dir, out, "--epochs", "1", "--max-train-samples", "16")
-    result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29641", str(REPO / "train.py"), *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es), DistributedType.MULTI_CPU" in result.stderr
-    # 16 sentences, batch 4, 2 processes: 2 batches per process in the one epoch
-    assert "epoch 1/1: 100%|██████████| 2/2" in result.stderr
-    assert scores(out)["num_test_sentences"] == 13
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """training.py: the schedule keeps its length when Accelerate runs several processes."""
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
-from accelerate import Accelerator, debug_launcher
+from accelerate import Accelerator
 
 from modeling_ade.training import make_optimizer
 
@@ -16,9 +20,6 @@ class Toy(torch.nn.Module):
 
 
 def half_way_learning_rate() -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)  # a forked child inherits the parent's state
     accelerator = Accelerator(cpu=True)
     args = argparse.Namespace(
         learning_rate=1e-3,
@@ -39,4 +40,13 @@ def half_way_learning_rate() -> None:
 
 
 def test_schedule_length_is_in_optimizer_steps_under_two_processes():
-    debug_launcher(half_way_learning_rate, num_processes=2)
+    """Run by torchrun in 2 fresh processes (a fork of this pytest process could hang in OpenMP)."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+if __name__ == "__main__":
+    half_way_learning_rate()
