@@ -68,6 +68,13 @@ def make_accelerator(args) -> Accelerator:
                 "--report-to tensorboard needs the `tensorboard` package (pip install tensorboard)"
             )
         log_with = "tensorboard"
+    if not torch.distributed.is_initialized():
+        # Accelerate keeps its state in a process-wide singleton that ignores the options of every later
+        # Accelerator: a second run in the same process (a notebook, a test) would inherit the first run's
+        # torch.compile and mixed precision. One process and no process group yet: start from a clean state.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -135,6 +142,25 @@ def _set_epoch(loader, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
+def _resume(accelerator: Accelerator, args, batches_per_epoch: int) -> TrainerState:
+    """``--resume-from``: load the checkpoint into the prepared objects and return where the run stands (a fresh
+    state when ``latest`` finds no checkpoint yet)."""
+    path = find_checkpoint(args.output_dir, args.resume_from)
+    if path is None:
+        logger.info(
+            f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, training from the start",
+            main_process_only=True,
+        )
+        return TrainerState()
+    state = load_checkpoint(accelerator, path)
+    logger.info(
+        f"resumed from {path}: step {state.global_step}, epoch {state.epoch + 1}, "
+        f"{state.batches_done} of its {batches_per_epoch} batches done",
+        main_process_only=True,
+    )
+    return state
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -162,23 +188,7 @@ def fit(
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
-    state, resumed = TrainerState(), None
-    if args.resume_from:
-        resumed = find_checkpoint(args.output_dir, args.resume_from)
-        if resumed is None:
-            logger.info(
-                f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, "
-                "training from the start",
-                main_process_only=True,
-            )
-        else:
-            state = load_checkpoint(accelerator, resumed)
-            logger.info(
-                f"resumed from {resumed}: step {state.global_step}, epoch {state.epoch + 1}, "
-                f"{state.batches_done} of its {batches_per_epoch} batches done",
-                main_process_only=True,
-            )
-
+    state = _resume(accelerator, args, batches_per_epoch) if args.resume_from else TrainerState()
     for epoch in range(state.epoch, args.epochs):
         model.train()
         _set_epoch(train_loader, epoch)

@@ -352,10 +352,8 @@ def test_torch_compile_trains_a_compiled_model_and_saves_the_plain_one(
 ):
     """``--torch-compile`` goes through Accelerate's dynamo plugin. The inductor backend needs minutes of C++
     compilation on CPU, so here every ``torch.compile`` call is sent to the ``eager`` backend: what is tested
-    is that training runs through the compiled wrapper and that the saved model is the plain one."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)  # the dynamo setting lives in this singleton
+    is that training runs through the compiled wrapper, that the saved model is the plain one, and that the
+    setting does not leak into the next run in the same process (Accelerate keeps it in a singleton)."""
     calls = []
     compile_ = torch.compile
 
@@ -374,6 +372,8 @@ def test_torch_compile_trains_a_compiled_model_and_saves_the_plain_one(
     assert config["model_type"] == "joint_ner_re"
     assert not any(key.startswith("_orig_mod") for key in weights(out))
     assert json.loads((out / "training_args.json").read_text())["torch_compile"] is True
+    train.main(ade_args(model, ade_data_dir, tmp_path / "plain", "--epochs", "1", "--max-train-samples", "8"))
+    assert calls == ["inductor"], "a run without --torch-compile compiled the model"
 
 
 def test_task_models_use_sdpa_attention_by_default(minilm_tokenizer, tmp_path):
