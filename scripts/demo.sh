@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_OUTPUT_DIR:-runs/demo}
-EPOCHS=${DEMO_EPOCHS:-3}   # the paper trains 5 epochs; 3 keep the demo near 10 minutes on 2 quiet cores
+EPOCHS=${DEMO_EPOCHS:-3}   # the paper trains 5 epochs; 3 keep the demo near 6 minutes on 2 quiet cores
 
 echo "== 1/3 corpora =="
 $PY -m datasets_scripts.ade_corpus stats
