@@ -117,33 +117,51 @@ def assert_same_scores(a: dict, b: dict, tol: float) -> None:
 
 
 def run_train(
-    argv: list[str], script: str | None = None, processes: int = 1, use_cpu: bool = True
+    argv: list[str],
+    script: str | None = None,
+    processes: int = 1,
+    use_cpu: bool = True,
+    launcher: str = "torchrun",
 ) -> subprocess.CompletedProcess:
     """``train.py`` in a fresh interpreter: ``python train.py``, ``python -c script``, or, for ``processes`` > 1,
-    ``ACCELERATE_USE_CPU=true torchrun`` (the README's CPU command; ``use_cpu=False`` leaves the variable out).
-    Never a fork of this pytest process: the OpenMP and tokenizer thread pools it has started do not survive
-    fork, and forked children can hang."""
+    the README's two CPU commands: ``ACCELERATE_USE_CPU=true torchrun ...`` or ``ACCELERATE_USE_CPU=true
+    accelerate launch --multi_gpu ...`` (``use_cpu=False`` leaves the variable out). Never a fork of this pytest
+    process: the OpenMP and tokenizer thread pools it has started do not survive fork, and forked children
+    can hang."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
     env.update(
         OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES=""
     )
+    bin_dir = Path(sys.executable).parent
     if script:
         command = [sys.executable, "-c", script]
     elif processes > 1:
         if use_cpu:
             env["ACCELERATE_USE_CPU"] = "true"
-        torchrun = Path(sys.executable).parent / "torchrun"
-        command = [
-            str(torchrun),
-            "--standalone",
-            "--nproc_per_node",
-            str(processes),
-            str(REPO / "train.py"),
-            *argv,
-        ]
+        if launcher == "torchrun":
+            command = [str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node", str(processes)]
+        else:
+            port = _free_port()
+            command = [
+                str(bin_dir / "accelerate"),
+                "launch",
+                "--multi_gpu",
+                "--num_processes",
+                str(processes),
+            ]
+            command += ["--main_process_port", str(port)]
+        command += [str(REPO / "train.py"), *argv]
     else:
         command = [sys.executable, str(REPO / "train.py"), *argv]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -201,8 +219,9 @@ def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, min
 
 
 def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_tokenizer, tmp_path):
-    """The other two tasks under 2 processes: evaluation of an odd number of samples gathers each exactly
-    once. MLM's "before" score (the untrained model on fixed masks) must equal the 1-process one exactly."""
+    """The other two tasks under 2 processes, started by ``accelerate launch``: evaluation of an odd number of
+    samples gathers each exactly once. MLM's "before" score (the untrained model on fixed masks) must equal the
+    1-process one."""
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
     words = "aspirin caused a rash and fever that resolved after the drug was stopped".split()
     tags = {"aspirin": "B-DRUG", "rash": "B-AE", "fever": "B-AE"}
@@ -244,7 +263,8 @@ def test_ner_and_mlm_evaluate_every_sample_once_under_two_processes(minilm_token
 
     for task in ("ner", "mlm"):
         train.main(argv(task, tmp_path / f"{task}_1"))
-        check(run_train(argv(task, tmp_path / f"{task}_2"), processes=2))
+        launched = check(run_train(argv(task, tmp_path / f"{task}_2"), processes=2, launcher="accelerate"))
+        assert "2 process(es), DistributedType.MULTI_CPU" in launched.stderr
         one = json.loads((tmp_path / f"{task}_1" / "metrics.json").read_text())
         two = json.loads((tmp_path / f"{task}_2" / "metrics.json").read_text())
         if task == "ner":
