@@ -196,6 +196,13 @@ def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,6 +247,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--classifier-dropout", type=float, default=0.1, help="dropout in both heads (default: 0.1)"
+    )
+    g = ade.add_argument_group(
+        "real text (README: Real text): negative sentences, relation negatives, threshold"
+    )
+    g.add_argument(
+        "--no-negatives",
+        action="store_true",
+        help="train on the sentences with relations only, the literature's setting (by default the ADE-NEG.txt "
+        "sentences of the other nine negative parts are trained on as all-O sentences without relations; "
+        "held-out negatives are scored for false positives either way)",
+    )
+    g.add_argument(
+        "--negatives-per-positive",
+        type=_positive_float,
+        default=1.0,
+        metavar="R",
+        help="negative sentences per sentence with relations in each epoch, drawn in turn from a seeded order "
+        "so successive epochs see different ones (default: 1.0)",
+    )
+    g.add_argument(
+        "--relation-negatives",
+        choices=["gold-pairs", "predicted-entities"],
+        default="predicted-entities",
+        help="pairs the relation head learns to say 'none' to: gold-pairs = unrelated pairs of gold entities only "
+        "(the paper's); predicted-entities = also every pair with an entity the NER head predicts that is not "
+        "gold, in the same forward pass (default: predicted-entities)",
+    )
+    g.add_argument(
+        "--relation-threshold",
+        type=float,
+        default=0.5,
+        help="a pair is a relation when its best non-'none' label has at least this probability; stored in the "
+        "model's config and used by the pipeline (default: 0.5)",
     )
     add_lora_arguments(ade)
 
@@ -340,6 +380,7 @@ def run_mlm(args) -> dict:
 
 def run_ade(args) -> dict:
     from datasets_scripts.ade_corpus import load_ade
+    from modeling_ade.ade_data import split_negatives
     from modeling_ade.ade_task import run_fold
     from modeling_ade.metrics import aggregate_folds, format_cv_table
     from modeling_ade.training import loggable, write_json
@@ -352,6 +393,9 @@ def run_ade(args) -> dict:
         raise SystemExit(
             "--cv resumes with `--resume-from latest` (each fold from its own OUT/fold_K/checkpoints)"
         )
+    if not 0.0 < args.relation_threshold < 1.0:
+        raise SystemExit(f"--relation-threshold must be in (0, 1), got {args.relation_threshold}")
+    negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
     per_fold = []
     for fold in folds:
         fold_dir = out / f"fold_{fold}" if args.cv else out
@@ -362,20 +406,32 @@ def run_ade(args) -> dict:
         splits = load_ade(f"fold_{fold}", data_dir=args.data_dir)
         train = list(splits["train"])[: args.max_train_samples]
         test = list(splits["test"])[: args.max_eval_samples]
+        train_negatives, held_out = split_negatives(negatives, fold)
+        held_out = held_out[: args.max_eval_samples]
         fold_args = argparse.Namespace(**{**vars(args), "fold": fold})  # recorded in training_args.json
-        metrics = run_fold(fold_args, train, test, fold_dir, f"ade fold {fold}")
+        metrics = run_fold(
+            fold_args,
+            train,
+            test,
+            fold_dir,
+            f"ade fold {fold}",
+            train_negatives=[] if args.no_negatives else train_negatives[: args.max_train_samples],
+            held_out_negatives=held_out,
+        )
         per_fold.append(metrics)
         print(
             f"\nfold {fold} (test part, strict):\n"
-            + format_cv_table(aggregate_folds([metrics]), keys=SUMMARY_KEYS)
+            + format_cv_table(aggregate_folds([metrics]), keys=summary_keys(metrics))
         )
     if args.cv:
-        summary = aggregate_folds([{k: m[k] for k in ("overlap_kept", "overlap_removed")} for m in per_fold])
+        summary = aggregate_folds(
+            [{k: m[k] for k in ("overlap_kept", "overlap_removed", "real_text") if k in m} for m in per_fold]
+        )
         write_json(out / "metrics.json", {"cross_validation": summary, "folds": folds})
         write_json(out / "training_args.json", loggable(vars(args)))
         print(
             f"\n{len(folds)}-fold cross-validation (column k = fold k):\n"
-            + format_cv_table(summary, keys=SUMMARY_KEYS)
+            + format_cv_table(summary, keys=summary_keys(summary))
         )
         return summary
     return per_fold[0]
@@ -385,7 +441,15 @@ SUMMARY_KEYS = [
     f"{overlap}.{key}"
     for overlap in ("overlap_kept", "overlap_removed")
     for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities")
+] + [
+    f"real_text.{key}"
+    for key in ("neg_false_positive_rate", "sentence_precision", "sentence_recall", "sentence_f1")
 ]
+
+
+def summary_keys(metrics: dict) -> list[str]:
+    """The :data:`SUMMARY_KEYS` that ``metrics`` has (a fold trained before the real-text metrics lacks them)."""
+    return [k for k in SUMMARY_KEYS if k.split(".")[0] in metrics]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -8,6 +8,7 @@ collator pads each batch only to its own longest sentence (ADE sentences are sho
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -76,14 +77,61 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
     return EncodedSentence(features, aligned.counts, truncated, not_candidates, unplaced)
 
 
+NEGATIVE_SPLIT_SEED = 0
+"""Seed of the fixed 10-part split of ``ADE-NEG.txt`` (:func:`negative_parts`): like the literature's folds, the
+parts are the same in every run, whatever ``--seed`` is."""
+
+
+def document_id(sentence_id: str) -> str:
+    """The PubMed id of an ADE corpus sentence id (``"{pmid}-{n}"`` or ``"{pmid}-neg-{n}"``)."""
+    return sentence_id.split("-", 1)[0]
+
+
+def negative_parts(
+    sentence_ids: Sequence[str], num_parts: int = 10, seed: int = NEGATIVE_SPLIT_SEED
+) -> list[int]:
+    """Part (``0 .. num_parts-1``) of every sentence, disjoint by document (PubMed id).
+
+    Documents are shuffled with ``seed``, then each goes to the part with the fewest sentences so far (ties: the
+    lowest part), so the parts are balanced within one document's size. Pure and deterministic."""
+    documents: dict[str, list[int]] = defaultdict(list)
+    for index, sentence_id in enumerate(sentence_ids):
+        documents[document_id(sentence_id)].append(index)
+    order = sorted(documents)
+    random.Random(seed).shuffle(order)
+    sizes = [0] * num_parts
+    parts = [0] * len(sentence_ids)
+    for doc in order:
+        part = min(range(num_parts), key=lambda k: (sizes[k], k))
+        sizes[part] += len(documents[doc])
+        for index in documents[doc]:
+            parts[index] = part
+    return parts
+
+
+def split_negatives(
+    negatives: Sequence[dict], fold: int, num_parts: int = 10
+) -> tuple[list[dict], list[dict]]:
+    """``(training negatives, held-out negatives)`` of fold ``fold``: part ``fold`` of :func:`negative_parts` is
+    held out (scored for false positives), the other parts are trained on."""
+    parts = negative_parts([r["id"] for r in negatives], num_parts)
+    train = [r for r, part in zip(negatives, parts) if part != fold]
+    held_out = [r for r, part in zip(negatives, parts) if part == fold]
+    return train, held_out
+
+
 class AdeCollator:
     """Pads a list of feature dicts to the batch's longest sentence / entity list and builds every
     candidate relation pair (``modeling_joint_ner_re.candidate_pairs``, the model's own rule) with its label:
-    the gold relation label, or 0 (``none``)."""
+    the gold relation label, or 0 (``none``). With ``predicted_entity_negatives`` the batch asks the model to add
+    its own non-gold NER predictions as relation negatives (training only)."""
 
-    def __init__(self, pad_token_id: int, candidate_types: torch.Tensor):
+    def __init__(
+        self, pad_token_id: int, candidate_types: torch.Tensor, predicted_entity_negatives: bool = False
+    ):
         self.pad_token_id = pad_token_id
         self.candidate_types = candidate_types
+        self.predicted_entity_negatives = predicted_entity_negatives
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
         length = max(len(f["input_ids"]) for f in features)
@@ -114,6 +162,8 @@ class AdeCollator:
                 if (h, t) in gold:
                     relation_labels[b, p] = gold[(h, t)]
         batch.update(entity_spans=spans, relation_pairs=pairs, relation_labels=relation_labels)
+        if self.predicted_entity_negatives:
+            batch["predicted_entity_negatives"] = True
         return batch
 
 
@@ -134,17 +184,45 @@ def length_grouped_batches(
     return batches
 
 
-class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Batch sampler over :func:`length_grouped_batches`; a new order every epoch (``set_epoch``)."""
+def epoch_sample(always: int, pool: int, per_epoch: int, epoch: int, seed: int) -> list[int]:
+    """Indices of one epoch over ``always + pool`` items: every one of the first ``always``, then the next
+    ``per_epoch`` items of the pool (indices ``always ..``) in a seeded order fixed for the run, wrapping around,
+    so successive epochs see different pool items and the whole pool is used before any is repeated."""
+    order = list(range(pool))
+    random.Random(seed).shuffle(order)
+    start = epoch * per_epoch
+    taken = [order[(start + i) % pool] for i in range(min(per_epoch, pool))] if pool else []
+    return list(range(always)) + [always + i for i in taken]
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batch sampler over :func:`length_grouped_batches`; a new order every epoch (``set_epoch``).
+
+    With ``pool`` > 0 the last ``pool`` of ``lengths`` are sampled: each epoch uses every other item and the next
+    ``pool_per_epoch`` pool items (:func:`epoch_sample`), e.g. positives plus a share of the negative sentences."""
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int, pool: int = 0, pool_per_epoch: int = 0
+    ):
         self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+        if not 0 <= pool <= len(self.lengths):
+            raise ValueError(f"pool must be in [0, {len(self.lengths)}], got {pool}")
+        self.pool, self.pool_per_epoch = pool, min(pool_per_epoch, pool)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def epoch_indices(self) -> list[int]:
+        return epoch_sample(
+            len(self.lengths) - self.pool, self.pool, self.pool_per_epoch, self.epoch, self.seed
+        )
+
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch))
+        indices = self.epoch_indices()
+        batches = length_grouped_batches(
+            [self.lengths[i] for i in indices], self.batch_size, self.seed + self.epoch
+        )
+        return iter([[indices[i] for i in batch] for batch in batches])
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-(len(self.lengths) - self.pool + self.pool_per_epoch) // self.batch_size)

@@ -14,9 +14,9 @@ from .ade_data import AdeCollator, LengthGroupedBatchSampler, encode_ade_record
 from .alignment import AlignmentCounts
 from .encoders import resolve_model_name
 from .lora import apply_lora_from_args, save_adapter
-from .metrics import compute_ade_metrics
+from .metrics import compute_ade_metrics, real_text_metrics
 from .modeling_joint_ner_re import JointNerReForAdeExtraction
-from .pipeline_ade_extraction import window_predictions
+from .pipeline_ade_extraction import letter_scripts, relation_label, window_predictions
 from .training import fit, loggable, make_accelerator, write_json
 
 logger = get_logger(__name__)
@@ -31,7 +31,7 @@ def encode_records(records, tokenizer, config, max_length: int, split: str) -> l
         truncated += encoded.truncated
         not_candidates += encoded.gold_relations_not_candidates
         unplaced += encoded.gold_relations_unplaced
-        features.append({**encoded.features, "index": index})
+        features.append({**encoded.features, "index": index, "text": record["text"]})
     logger.info(
         f"{split}: {len(records)} sentences, {truncated} longer than --max-length {max_length} (cut; their "
         f"entities past the cut are counted as missed), entities {counts.entities}: "
@@ -48,6 +48,15 @@ def gold_doc(record: dict) -> dict:
     entities = [(e["type"], e["start"], e["end"]) for e in record["entities"]]
     relations = [(entities[r["head"]], entities[r["tail"]], r["type"]) for r in record["relations"]]
     return {"entities": entities, "relations": relations}
+
+
+def entity_scripts(records) -> list[str]:
+    """Unicode scripts of the letters in the training entities (``config.entity_scripts``)."""
+    scripts: set[str] = set()
+    for record in records:
+        for entity in record["entities"]:
+            scripts |= letter_scripts(record["text"][entity["start"] : entity["end"]])
+    return sorted(scripts)
 
 
 @torch.no_grad()
@@ -74,7 +83,7 @@ def predict(accelerator, model, loader, features: list[dict], config) -> tuple[l
             rows.append(
                 (
                     index,
-                    _predicted_doc(predicted, b, feature["offset_mapping"], config),
+                    _predicted_doc(predicted, b, feature["offset_mapping"], feature["text"], config),
                     _gold_entity_doc(gold, b, feature["gold_entities"], config),
                 )
             )
@@ -84,7 +93,9 @@ def predict(accelerator, model, loader, features: list[dict], config) -> tuple[l
     return [end_to_end[i] for i in order], [on_gold[i] for i in order]
 
 
-def _predicted_doc(output, b: int, offsets: list, config) -> dict:
+def _predicted_doc(output, b: int, offsets: list, text: str, config) -> dict:
+    """One sentence's end-to-end prediction, decided as the pipeline decides: relation threshold and entity
+    scripts from the config."""
     entities, relations = window_predictions(
         offsets,
         len(offsets),
@@ -94,28 +105,45 @@ def _predicted_doc(output, b: int, offsets: list, config) -> dict:
         output.relation_logits[b].float().softmax(-1).tolist(),
         config.entity_types,
         config.relation_labels,
+        relation_threshold=config.relation_threshold,
     )
+    allowed = None if config.entity_scripts is None else set(config.entity_scripts)
+    fits = [allowed is None or letter_scripts(text[e["start"] : e["end"]]) <= allowed for e in entities]
     keys = [(e["type"], e["start"], e["end"]) for e in entities]
     return {
-        "entities": keys,
-        "relations": [(keys[h], keys[t], config.relation_labels[label]) for h, t, label, _ in relations],
+        "entities": [key for key, ok in zip(keys, fits) if ok],
+        "relations": [
+            (keys[h], keys[t], config.relation_labels[label])
+            for h, t, label, _ in relations
+            if fits[h] and fits[t]
+        ],
     }
 
 
 def _gold_entity_doc(output, b: int, gold_entities: list, config) -> dict:
     keys = [tuple(e) for e in gold_entities]
     relations = []
-    for (head, tail), label in zip(
-        output.relation_pairs[b].tolist(), output.relation_logits[b].argmax(-1).tolist()
+    for (head, tail), probs in zip(
+        output.relation_pairs[b].tolist(), output.relation_logits[b].float().softmax(-1).tolist()
     ):
+        label = relation_label(probs, config.relation_threshold)
         if head >= 0 and label != 0:
             relations.append((keys[head], keys[tail], config.relation_labels[label]))
     return {"entities": keys, "relations": relations}
 
 
-def run_fold(args, train_records, test_records, output_dir: Path, description: str) -> dict:
-    """Train on ``train_records``, evaluate on ``test_records``, save model + tokenizer + metrics to
-    ``output_dir``; returns the metrics (DESIGN.md keys, overlap kept and removed).
+def run_fold(
+    args,
+    train_records,
+    test_records,
+    output_dir: Path,
+    description: str,
+    train_negatives=(),
+    held_out_negatives=(),
+) -> dict:
+    """Train on ``train_records`` (+ ``train_negatives``, sampled per epoch), evaluate on ``test_records``, score
+    false positives on ``held_out_negatives``, save model + tokenizer + metrics to ``output_dir``; returns the
+    metrics (DESIGN.md keys, overlap kept and removed, and the ``real_text`` block).
 
     With ``--lora-r`` the encoder gets LoRA adapters and the heads are trained fully; evaluation runs the
     adapted model and ``output_dir`` holds the adapter folder (:func:`modeling_ade.lora.save_adapter`)."""
@@ -134,24 +162,53 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
         encoder_kwargs=encoder_kwargs,
         ner_loss_weight=args.ner_loss_weight,
         classifier_dropout=args.classifier_dropout,
+        relation_threshold=args.relation_threshold,
+        train_max_length=args.max_length,
+        entity_scripts=entity_scripts(train_records),
     )
     config = model.config
+    train_negatives, held_out_negatives = list(train_negatives), list(held_out_negatives)
     with accelerator.main_process_first():
-        train_features = encode_records(train_records, tokenizer, config, args.max_length, "train")
-        test_features = encode_records(test_records, tokenizer, config, args.max_length, "test")
-    collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
+        train_features = encode_records(
+            [*train_records, *train_negatives], tokenizer, config, args.max_length, "train"
+        )
+        test_features = encode_records(
+            [*test_records, *held_out_negatives],
+            tokenizer,
+            config,
+            args.max_length,
+            "test + held-out negatives",
+        )
+    negatives_per_epoch = round(args.negatives_per_positive * len(train_records)) if train_negatives else 0
+    logger.info(
+        f"training on {len(train_records)} sentences with relations + {negatives_per_epoch} of "
+        f"{len(train_negatives)} negative sentences per epoch; relation negatives: {args.relation_negatives}; "
+        f"{len(held_out_negatives)} held-out negative sentences scored for false positives",
+        main_process_only=True,
+    )
+    collator = AdeCollator(
+        tokenizer.pad_token_id,
+        model.candidate_type_ids(),
+        predicted_entity_negatives=args.relation_negatives == "predicted-entities",
+    )
     model, lora = apply_lora_from_args(model, args)  # unchanged without --lora-r
     train_loader = DataLoader(
         train_features,
         batch_sampler=LengthGroupedBatchSampler(
-            [len(f["input_ids"]) for f in train_features], args.batch_size, args.seed
+            [len(f["input_ids"]) for f in train_features],
+            args.batch_size,
+            args.seed,
+            pool=len(train_negatives),
+            pool_per_epoch=negatives_per_epoch,
         ),
         collate_fn=collator,
     )
     history = fit(accelerator, model, train_loader, args, description=description)
 
+    eval_collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
+
     def collate_with_index(features):  # the index finds each sentence's gold data and offsets again
-        return {**collator(features), "index": torch.tensor([f["index"] for f in features])}
+        return {**eval_collator(features), "index": torch.tensor([f["index"] for f in features])}
 
     test_order = sorted(range(len(test_features)), key=lambda i: len(test_features[i]["input_ids"]))
     test_loader = accelerator.prepare(
@@ -165,10 +222,20 @@ def run_fold(args, train_records, test_records, output_dir: Path, description: s
     predictions, gold_entity_predictions = predict(
         accelerator, model, test_loader, test_features, unwrapped.config
     )
-    metrics = compute_ade_metrics([gold_doc(r) for r in test_records], predictions, gold_entity_predictions)
+    n_test = len(test_records)
+    metrics = compute_ade_metrics(
+        [gold_doc(r) for r in test_records], predictions[:n_test], gold_entity_predictions[:n_test]
+    )
+    metrics["real_text"] = real_text_metrics(
+        [bool(r["relations"]) for r in test_records], predictions[:n_test], predictions[n_test:]
+    )
     metrics["train_history"] = history
     metrics["train_seconds_per_epoch"] = sum(h["epoch_seconds"] for h in history) / max(len(history), 1)
     metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)
+    metrics["num_train_negatives"], metrics["num_negatives_per_epoch"] = (
+        len(train_negatives),
+        negatives_per_epoch,
+    )
     if lora is not None:
         metrics["lora"] = lora
     if accelerator.is_main_process:

@@ -36,6 +36,18 @@ class JointNerReConfig(PretrainedConfig):
             Width of the W0 / W1 / W2 projections; defaults to the encoder's hidden size.
         relation_mlp_hidden_size (`int`, *optional*):
             Width of the relation MLP's hidden layer; defaults to the encoder's hidden size.
+        relation_threshold (`float`, defaults to 0.5):
+            A candidate pair is extracted when its most probable relation label other than "none" has at least
+            this probability (with two labels, 0.5 is the argmax). The pipeline and evaluation read it here.
+        train_max_length (`int`, *optional*):
+            Tokens per sentence the model was trained on (`train.py --max-length`); the pipeline windows long sentences by it (default:
+            the encoder's maximum when not set).
+        language (`str`, defaults to `"en"`):
+            Language of the training text (ISO 639-1); the pipeline splits documents into sentences for it.
+        entity_scripts (`list[str]`, *optional*):
+            Unicode scripts (first word of a letter's Unicode name: `"LATIN"`, `"GREEK"`, `"CJK"`, ...) seen in
+            the training entities. Predicted entities with a letter of another script are not reported; `None`
+            reports every entity.
     """
 
     model_type = "joint_ner_re"
@@ -51,6 +63,10 @@ class JointNerReConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         relation_hidden_size: int | None = None,
         relation_mlp_hidden_size: int | None = None,
+        relation_threshold: float = 0.5,
+        train_max_length: int | None = None,
+        language: str = "en",
+        entity_scripts: list[str] | None = None,
         **kwargs,
     ):
         if encoder_config is None:
@@ -67,6 +83,12 @@ class JointNerReConfig(PretrainedConfig):
             raise ValueError(f"`ner_loss_weight` must be in [0, 1], got {ner_loss_weight}")
         if not 0.0 <= classifier_dropout < 1.0:
             raise ValueError(f"`classifier_dropout` must be in [0, 1), got {classifier_dropout}")
+        if not 0.0 < relation_threshold < 1.0:
+            raise ValueError(f"`relation_threshold` must be in (0, 1), got {relation_threshold}")
+        if train_max_length is not None and train_max_length < 3:
+            raise ValueError(
+                f"`train_max_length` must be at least 3 (two special tokens and a word), got {train_max_length}"
+            )
         if len(relation_labels) < 2:
             raise ValueError(
                 f"`relation_labels` needs a 'none' class and at least one relation, got {relation_labels}"
@@ -90,6 +112,10 @@ class JointNerReConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.relation_hidden_size = relation_hidden_size or encoder_config.hidden_size
         self.relation_mlp_hidden_size = relation_mlp_hidden_size or encoder_config.hidden_size
+        self.relation_threshold = relation_threshold
+        self.train_max_length = train_max_length
+        self.language = language
+        self.entity_scripts = sorted(entity_scripts) if entity_scripts is not None else None
         super().__init__(**kwargs)
 
     @property

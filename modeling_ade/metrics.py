@@ -455,6 +455,42 @@ def compute_ade_metrics(
     return {"overlap_kept": kept, "overlap_removed": removed}
 
 
+def real_text_metrics(
+    test_gold_positive: Sequence[bool],
+    test_pred_docs: Sequence[Mapping[str, Any]],
+    negative_pred_docs: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Sentence-level signal on real text: does a sentence state an ADE?
+
+    A sentence is predicted positive when it has at least one predicted relation. Gold: each test sentence's
+    ``test_gold_positive`` (it has a gold relation), every held-out negative sentence negative.
+
+    Returns ``neg_false_positive_rate`` (held-out negatives with at least one relation, over all of them; 0 when
+    there are none), ``sentence_{precision,recall,f1}`` over test + negatives, and the counts
+    ``n_heldout_negatives``, ``n_negatives_flagged``, ``n_test_sentences``, ``n_test_flagged``.
+    """
+    if len(test_gold_positive) != len(test_pred_docs):
+        raise ValueError(
+            f"expected {len(test_gold_positive)} test predictions (one per test sentence), got {len(test_pred_docs)}"
+        )
+    test_flagged = [bool(doc["relations"]) for doc in test_pred_docs]
+    negatives_flagged = sum(bool(doc["relations"]) for doc in negative_pred_docs)
+    true_pos = sum(g and p for g, p in zip(test_gold_positive, test_flagged))
+    precision, recall, f1 = precision_recall_f1(
+        true_pos, sum(test_flagged) + negatives_flagged, sum(map(bool, test_gold_positive))
+    )
+    return {
+        "neg_false_positive_rate": safe_divide(negatives_flagged, len(negative_pred_docs)),
+        "sentence_precision": precision,
+        "sentence_recall": recall,
+        "sentence_f1": f1,
+        "n_heldout_negatives": len(negative_pred_docs),
+        "n_negatives_flagged": negatives_flagged,
+        "n_test_sentences": len(test_pred_docs),
+        "n_test_flagged": sum(test_flagged),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Cross-validation
 # --------------------------------------------------------------------------------------------------

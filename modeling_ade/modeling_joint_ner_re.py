@@ -110,6 +110,47 @@ def candidate_pairs(entity_spans: torch.Tensor, candidate_types: torch.Tensor) -
     return pairs
 
 
+def add_negative_entities(
+    entity_spans: torch.Tensor,
+    relation_pairs: torch.Tensor,
+    relation_labels: torch.Tensor,
+    extra_spans: torch.Tensor,
+    candidate_types: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Add entities that are not gold (e.g. the NER head's own predictions) as relation negatives.
+
+    entity_spans ``(B, E, 3)`` gold entities, relation_pairs ``(B, P, 2)`` and relation_labels ``(B, P)`` the
+    gold pairs and their labels, extra_spans ``(B, E2, 3)`` other entities (-1 rows = padding). Returns
+    ``(entity_spans (B, E', 3), relation_pairs (B, P', 2), relation_labels (B, P'))``: each sentence's gold rows
+    first and unchanged, then its extra entities that differ from every gold one (first, last, type); every
+    candidate pair of the result; the given label for a given pair and 0 ("none") for any pair with an extra
+    entity, -100 for padding.
+    """
+    rows = []
+    for b in range(entity_spans.size(0)):
+        gold = [row for row in entity_spans[b].tolist() if row[0] >= 0]
+        seen = {tuple(row) for row in gold}
+        extra = [row for row in extra_spans[b].tolist() if row[0] >= 0 and tuple(row) not in seen]
+        rows.append(gold + [row for i, row in enumerate(extra) if row not in extra[:i]])
+    width = max((len(r) for r in rows), default=0)
+    spans = entity_spans.new_full((len(rows), width, 3), PAD)
+    for b, row in enumerate(rows):
+        if row:
+            spans[b, : len(row)] = torch.tensor(row, dtype=spans.dtype, device=spans.device)
+    pairs = candidate_pairs(spans, candidate_types)  # shape: (B, P', 2)
+    labels = torch.where(pairs[..., 0] >= 0, 0, -100)  # shape: (B, P')
+    for b in range(len(rows)):
+        given = {
+            (h, t): label
+            for (h, t), label in zip(relation_pairs[b].tolist(), relation_labels[b].tolist())
+            if h >= 0 and label != -100
+        }
+        for p, (h, t) in enumerate(pairs[b].tolist()):
+            if (h, t) in given:
+                labels[b, p] = given[(h, t)]
+    return spans, pairs, labels
+
+
 def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``values`` ``(B, N, D)``, ``index`` ``(B, P)`` long in ``[0, N)`` -> ``values[b, index[b, p]]`` ``(B, P, D)``."""
     return torch.gather(values, 1, index.unsqueeze(-1).expand(-1, -1, values.size(-1)))
@@ -261,6 +302,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         entity_spans: torch.Tensor | None = None,
         relation_pairs: torch.Tensor | None = None,
         relation_labels: torch.Tensor | None = None,
+        predicted_entity_negatives: bool = False,
         **kwargs,
     ) -> JointNerReOutput:
         r"""
@@ -275,6 +317,11 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
             relation_pairs (`(B, P, 2)` long, *optional*): `[head, tail]` indices into `entity_spans`, -1 padding;
                 defaults to every candidate pair (`config.relation_candidate_types`).
             relation_labels (`(B, P)` long, *optional*): relation class per pair, -100 for padding.
+            predicted_entity_negatives (`bool`, defaults to `False`): training only, with gold `entity_spans`,
+                `relation_pairs`, `relation_labels` and `word_index`: the entities the NER head predicts in this
+                pass that are not gold are added, and every pair with one of them is a "none" example
+                (`add_negative_entities`), so the relation head learns to reject the entities it will see at
+                inference. The outputs then hold the extended entities and pairs.
         """
         encoder_kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:
@@ -291,6 +338,19 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
                 )
             entity_spans, entity_scores = self.decode_entities(ner_logits.detach(), word_index)
         else:
+            if predicted_entity_negatives and relation_labels is not None and relation_pairs is not None:
+                if word_index is None:
+                    raise ValueError(
+                        "`predicted_entity_negatives` needs `word_index` to decode the NER output"
+                    )
+                predicted, _ = self.decode_entities(ner_logits.detach(), word_index)
+                entity_spans, relation_pairs, relation_labels = add_negative_entities(
+                    entity_spans,
+                    relation_pairs,
+                    relation_labels,
+                    predicted,
+                    self.candidate_type_ids().to(entity_spans.device),
+                )
             entity_scores = (entity_spans[..., 0] >= 0).to(hidden.dtype)
         if relation_pairs is None:
             relation_pairs = self.candidate_pairs(entity_spans)

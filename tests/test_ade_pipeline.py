@@ -151,6 +151,7 @@ def test_window_edges_do_not_produce_entity_fragments():
             "relation_pairs": torch.zeros((1, 0, 2), dtype=torch.long),
             "relation_probs": torch.zeros((1, 0, 2)),
             "text": text if is_first else None,
+            "first_window": torch.tensor([is_first]),
             "last_window": torch.tensor([is_last]),
         }
 
