@@ -132,10 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-length",
         type=int,
         default=None,
-        help="tokens per window; longer documents are windowed, never cut (default: model max)",
+        help="tokens per window; longer sentences are windowed, never cut (default: the model's training "
+        "length, config.train_max_length)",
     )
     parser.add_argument(
-        "--stride", type=int, default=32, help="tokens shared by neighbouring windows (default: 32)"
+        "--no-sentence-split",
+        action="store_true",
+        help="treat each document as one sentence (default: split documents into sentences with sentencex; "
+        "relations never cross a sentence boundary)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="tokens shared by neighbouring windows (default: 32, or a quarter of a shorter window)",
     )
     parser.add_argument(
         "--trust-remote-code",
@@ -164,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
         trust_remote_code=args.trust_remote_code,
     )
-    options = {"stride": args.stride, **({"max_length": args.max_length} if args.max_length else {})}
+    options = {
+        **({"stride": args.stride} if args.stride else {}),
+        **({"max_length": args.max_length} if args.max_length else {}),
+    }
+    if args.no_sentence_split:
+        options["split_sentences"] = False
     results = []
     texts = [doc[args.text_field] if args.text_field in doc else doc["text"] for doc in documents]
     for result in tqdm(

@@ -133,7 +133,7 @@ class AdeExtractionPipeline(ChunkPipeline):
     the entity dicts. ``text[start:end] == entity["text"]`` always holds.
 
     Parameters: ``max_length`` (tokens per window, default: the training length ``config.train_max_length``, else
-    the model's maximum), ``stride`` (tokens shared by neighbouring windows, default 32), ``split_sentences``
+    the model's maximum), ``stride`` (tokens shared by neighbouring windows, default 32, or a quarter of a shorter window), ``split_sentences``
     (default True: split documents into sentences first), ``language`` (for the splitter, default
     ``config.language``).
     """
@@ -167,13 +167,15 @@ class AdeExtractionPipeline(ChunkPipeline):
         self,
         text: str,
         max_length: int | None = None,
-        stride: int = 32,
+        stride: int | None = None,
         split_sentences: bool = True,
         language: str | None = None,
     ):
         if not isinstance(text, str):
             raise ValueError(f"ade-extraction takes a string or a list of strings, got {type(text).__name__}")
         max_length = max_length or self._default_max_length()
+        if stride is None:  # 32, or a quarter of a short window
+            stride = min(32, max(1, (max_length - 2) // 4))
         if not 1 <= stride < max_length - 2:
             raise ValueError(
                 f"`stride` must be in [1, max_length - 2), got stride={stride}, max_length={max_length}"
