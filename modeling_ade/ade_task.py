@@ -132,6 +132,37 @@ def _gold_entity_doc(output, b: int, gold_entities: list, config) -> dict:
     return {"entities": keys, "relations": relations}
 
 
+def evaluate_fold(
+    accelerator, model, tokenizer, features: list[dict], test_records, num_negatives: int, batch_size: int
+) -> dict:
+    """Strict metrics on the test part and the ``real_text`` block on test part + held-out negatives.
+
+    ``features`` encode the test records followed by the ``num_negatives`` held-out negative sentences
+    (:func:`encode_records`); ``model`` may be prepared. Returns :func:`compute_ade_metrics`' blocks plus
+    ``real_text`` (:func:`modeling_ade.metrics.real_text_metrics`)."""
+    unwrapped = accelerator.unwrap_model(model)
+    collator = AdeCollator(tokenizer.pad_token_id, unwrapped.candidate_type_ids())
+
+    def collate_with_index(batch):  # the index finds each sentence's gold data and offsets again
+        return {**collator(batch), "index": torch.tensor([f["index"] for f in batch])}
+
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    loader = accelerator.prepare(
+        DataLoader([features[i] for i in order], batch_size=batch_size, collate_fn=collate_with_index)
+    )
+    predictions, gold_entity_predictions = predict(accelerator, model, loader, features, unwrapped.config)
+    n_test = len(test_records)
+    if len(features) != n_test + num_negatives:
+        raise ValueError(f"expected {n_test} + {num_negatives} features, got {len(features)}")
+    metrics = compute_ade_metrics(
+        [gold_doc(r) for r in test_records], predictions[:n_test], gold_entity_predictions[:n_test]
+    )
+    metrics["real_text"] = real_text_metrics(
+        [bool(r["relations"]) for r in test_records], predictions[:n_test], predictions[n_test:]
+    )
+    return metrics
+
+
 def run_fold(
     args,
     train_records,
@@ -205,30 +236,10 @@ def run_fold(
     )
     history = fit(accelerator, model, train_loader, args, description=description)
 
-    eval_collator = AdeCollator(tokenizer.pad_token_id, model.candidate_type_ids())
-
-    def collate_with_index(features):  # the index finds each sentence's gold data and offsets again
-        return {**eval_collator(features), "index": torch.tensor([f["index"] for f in features])}
-
-    test_order = sorted(range(len(test_features)), key=lambda i: len(test_features[i]["input_ids"]))
-    test_loader = accelerator.prepare(
-        DataLoader(
-            [test_features[i] for i in test_order],
-            batch_size=args.eval_batch_size,
-            collate_fn=collate_with_index,
-        )
+    metrics = evaluate_fold(
+        accelerator, model, tokenizer, test_features, test_records, len(held_out_negatives), args.eval_batch_size
     )
     unwrapped = accelerator.unwrap_model(model)
-    predictions, gold_entity_predictions = predict(
-        accelerator, model, test_loader, test_features, unwrapped.config
-    )
-    n_test = len(test_records)
-    metrics = compute_ade_metrics(
-        [gold_doc(r) for r in test_records], predictions[:n_test], gold_entity_predictions[:n_test]
-    )
-    metrics["real_text"] = real_text_metrics(
-        [bool(r["relations"]) for r in test_records], predictions[:n_test], predictions[n_test:]
-    )
     metrics["train_history"] = history
     metrics["train_seconds_per_epoch"] = sum(h["epoch_seconds"] for h in history) / max(len(history), 1)
     metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)

@@ -28,7 +28,7 @@ from transformers import pipeline
 
 import push_to_hub
 from modeling_ade import AdeExtractionPipeline, JointNerReForAdeExtraction
-from modeling_ade.metrics import aggregate_folds, compute_ade_metrics
+from modeling_ade.metrics import aggregate_folds, compute_ade_metrics, real_text_metrics
 from modeling_ade.model_card import METRICS, OVERLAP_VARIANTS, metric_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +55,8 @@ def toy_metrics(shift: int = 0) -> dict:
         {"entities": [("Drug", shift, 3)], "relations": []},
     ]
     metrics = compute_ade_metrics(gold, pred, pred)
+    negatives = [{"relations": []}] * (3 + shift) + [{"relations": pred[0]["relations"]}]
+    metrics["real_text"] = real_text_metrics([bool(d["relations"]) for d in gold], pred, negatives)
     metrics.update(num_train_sentences=40, num_test_sentences=2)
     return metrics
 
@@ -213,10 +215,13 @@ def test_card_metadata_parses_and_equals_metrics(dry_run, model_out):
     }
     expected = {
         metric_name(key, OVERLAP_VARIANTS[block]): metrics[block][key]
-        for block in ("overlap_kept", "overlap_removed")
+        for block in ("overlap_kept", "overlap_removed", "real_text")
         for key, *_ in METRICS
+        if key in metrics[block]
     }
-    assert len(expected) == 30 and {k: v for k, (v, _) in found.items()} == expected
+    assert len(expected) == 34 and {k: v for k, (v, _) in found.items()} == expected
+    name = "Held-out negative sentences with at least one relation (lower is better); real text: test part + "
+    assert found[name + "held-out negative sentences"][0] == metrics["real_text"]["neg_false_positive_rate"]
     name = "RE F1, end-to-end strict (spans + entity types + relation type); overlapping entities removed"
     assert found[name][0] == metrics["overlap_removed"]["re_f1_strict"]
     assert found[name][1]["config"] == "fold_3" and found[name][1]["split"] == "test"
@@ -234,6 +239,7 @@ def test_card_metadata_parses_and_equals_metrics(dry_run, model_out):
         "Gurulingappa",
         "Eberts",
         "R-BERT",
+        "ADE-NEG.txt",
     ):
         assert needle in text, needle
     assert str(model_out) not in text, "local paths stay out of the card"
@@ -267,6 +273,9 @@ def test_cross_validation_fold_card_reports_the_means(model_out, tmp_path):
     }
     for block, variant in OVERLAP_VARIANTS.items():
         for key, *_ in METRICS:
+            if key not in summary[block]:
+                assert metric_name(key, variant) not in cv
+                continue
             assert cv[metric_name(key, variant)] == summary[block][key]["mean"]
             assert own[metric_name(key, variant)] == per_fold[2][block][key]
     text = (tmp_path / "d" / "README.md").read_text()

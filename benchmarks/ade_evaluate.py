@@ -1,0 +1,74 @@
+"""Evaluate saved ADE models again with today's evaluation: strict metrics on the fold's test part and the
+real-text block (held-out negative part of the fold: false-positive rate, sentence-level P/R/F1).
+
+Made for models trained before the real-text metrics existed (the "before" column of BENCHMARKS.md), and for
+checking a threshold without retraining. Reads RUN/fold_K (a --cv run) or RUN itself (a --fold run, the
+fold from its training_args.json); writes RUN[/fold_K]/evaluation.json (metrics.json is left as it is) and
+prints the cross-validation table.
+
+    .venv/bin/python benchmarks/ade_evaluate.py runs/ade-cv [--relation-threshold 0.5] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from accelerate import Accelerator
+from transformers import AutoTokenizer
+
+from datasets_scripts.ade_corpus import load_ade
+from modeling_ade import JointNerReForAdeExtraction
+from modeling_ade.ade_data import split_negatives
+from modeling_ade.ade_task import encode_records, evaluate_fold
+from modeling_ade.metrics import aggregate_folds, format_cv_table
+from modeling_ade.training import write_json
+
+
+def fold_dirs(run: Path) -> list[tuple[int, Path]]:
+    folds = sorted(run.glob("fold_*/config.json"))
+    if folds:
+        return [(int(p.parent.name.removeprefix("fold_")), p.parent) for p in folds]
+    args = json.loads((run / "training_args.json").read_text(encoding="utf-8"))
+    return [(int(args["fold"]), run)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a train.py ade output folder (--fold or --cv)")
+    parser.add_argument("--data-dir", default=None, help="ADE corpus folder (default: as train.py)")
+    parser.add_argument(
+        "--relation-threshold", type=float, default=None, help="override the config's relation_threshold"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
+    args = parser.parse_args()
+    accelerator = Accelerator(cpu=True)
+    negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
+    per_fold = []
+    for fold, folder in fold_dirs(args.run):
+        overrides = {} if args.relation_threshold is None else {"relation_threshold": args.relation_threshold}
+        model = JointNerReForAdeExtraction.from_pretrained(folder, **overrides).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        max_length = json.loads((folder / "training_args.json").read_text(encoding="utf-8"))["max_length"]
+        test = list(load_ade(f"fold_{fold}", data_dir=args.data_dir)["test"])
+        _, held_out = split_negatives(negatives, fold)
+        features = encode_records([*test, *held_out], tokenizer, model.config, max_length, f"fold {fold}")
+        metrics = evaluate_fold(accelerator, model, tokenizer, features, test, len(held_out), args.batch_size)
+        metrics["relation_threshold"] = model.config.relation_threshold
+        write_json(folder / "evaluation.json", metrics)
+        per_fold.append({k: metrics[k] for k in ("overlap_kept", "overlap_removed", "real_text")})
+        print(f"fold {fold}: {json.dumps(metrics['real_text'])}", flush=True)
+    keys = [
+        f"{block}.{key}"
+        for block in ("overlap_kept", "overlap_removed")
+        for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict")
+    ] + [
+        f"real_text.{key}"
+        for key in ("neg_false_positive_rate", "sentence_precision", "sentence_recall", "sentence_f1")
+    ]
+    print(format_cv_table(aggregate_folds(per_fold), keys=keys))
+
+
+if __name__ == "__main__":
+    main()
