@@ -35,7 +35,9 @@ def fold_dirs(run: Path) -> list[tuple[int, Path]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", type=Path, help="a train.py ade output folder (--fold or --cv)")
     parser.add_argument("--data-dir", default=None, help="ADE corpus folder (default: as train.py)")
     parser.add_argument(

@@ -237,7 +237,13 @@ def run_fold(
     history = fit(accelerator, model, train_loader, args, description=description)
 
     metrics = evaluate_fold(
-        accelerator, model, tokenizer, test_features, test_records, len(held_out_negatives), args.eval_batch_size
+        accelerator,
+        model,
+        tokenizer,
+        test_features,
+        test_records,
+        len(held_out_negatives),
+        args.eval_batch_size,
     )
     unwrapped = accelerator.unwrap_model(model)
     metrics["train_history"] = history
