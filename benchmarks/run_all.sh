@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | ade | ner-ablation | scale). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | ade | ade-real-text | splitters | ner-ablation | scale). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,6 +18,16 @@ if [[ $which == all || $which == ade ]]; then
   echo "== ADE fold 0, all-MiniLM-L6-v2, the paper's settings (5 epochs) =="
   /usr/bin/time -v $PY train.py ade --fold 0 --output-dir "$OUT/ade_fold0" --report-to none 2>&1 \
     | grep -v "it/s\]" | tee "$OUT/ade_fold0.log" | tail -n 40
+fi
+
+if [[ $which == ade-real-text ]]; then  # hours: only when asked for by name
+  bash benchmarks/ade_real_text.sh
+fi
+
+if [[ $which == all || $which == splitters ]]; then
+  echo "== Sentence splitters on abstracts rebuilt from the ADE corpus (alternatives installed aside) =="
+  $PY -m pip install -q --target "$OUT/splitters" pysbd==0.3.4 syntok==1.4.4 blingfire==0.1.8 nupunkt==0.8.0
+  PYTHONPATH="$OUT/splitters" $PY benchmarks/sentence_splitters.py | tee "$OUT/splitters.md"
 fi
 
 if [[ $which == all || $which == ner-ablation ]] && [[ -f benchmarks/ner_ablation.sh ]]; then
