@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,8 +36,17 @@ def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]
         else ("jsonl" if path.suffix in {".jsonl", ".json"} else "text")
     )
     documents = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    offset = 0
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"{path}:{line_no}: not UTF-8 (byte 0x{raw[err.start]:02x} at byte offset "
+                    f"{offset + err.start} of the file, column {err.start + 1} of the line)"
+                ) from None
+            offset += len(raw)
             line = line.rstrip("\r\n")
             if fmt == "text":
                 documents.append({"text": line})
@@ -110,6 +120,13 @@ def render_html(texts: list[str], results: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -127,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="input format (default: auto, from the extension: .jsonl/.json = JSONL)",
     )
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=16, help="windows per forward pass (default: 16)"
+    )
     parser.add_argument(
         "--max-length",
         type=int,
@@ -155,25 +174,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_paths(args) -> None:
+    """Refuse outputs that would overwrite the input, and a ``--model`` path that is not a model folder."""
+    source = args.input.resolve()
+    for flag, target in (("--output", args.output), ("--html", args.html)):
+        if target is not None and target.resolve() == source:
+            raise InputError(
+                f"{flag} {target} is the input file: it would be overwritten; choose another path"
+            )
+        if target is not None and target.is_dir():
+            raise InputError(f"{flag} {target} is a folder; give a file path")
+    model = Path(args.model)
+    looks_like_path = model.is_absolute() or args.model.startswith((".", "~")) or args.model.count("/") != 1
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if model.exists() or looks_like_path or offline:
+        if not model.is_dir():
+            raise InputError(
+                f"--model {args.model}: no such model folder"
+                + (
+                    " (and the Hub is offline: HF_HUB_OFFLINE is set)"
+                    if offline and not looks_like_path
+                    else ""
+                )
+            )
+        if not (model / "config.json").is_file():
+            raise InputError(f"--model {args.model}: no config.json in this folder (not a saved model)")
+        try:
+            json.loads((model / "config.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"--model {args.model}: config.json is not valid JSON ({err})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_paths(args)
         documents = read_documents(args.input, args.text_field, args.format)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not documents:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("", encoding="utf-8")
+        if args.html:
+            args.html.write_text(render_html([], []), encoding="utf-8")
+        print(f"{args.input} holds no document: wrote an empty {args.output}", file=sys.stderr)
+        return 0
     from transformers import pipeline
 
     try:  # installed: use this project's classes; else the model folder's own code (--trust-remote-code)
         from modeling_ade import AdeExtractionPipeline
     except ImportError:
         AdeExtractionPipeline = None
-    extract = pipeline(
-        "ade-extraction",
-        model=args.model,
-        pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
-        trust_remote_code=args.trust_remote_code,
-    )
+    try:
+        extract = pipeline(
+            "ade-extraction",
+            model=args.model,
+            pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
+            trust_remote_code=args.trust_remote_code,
+        )
+    except OSError as err:  # a Hub id that cannot be reached or has no model files
+        print(
+            f"error: --model {args.model}: cannot load the model: {str(err).splitlines()[0]}", file=sys.stderr
+        )
+        return 2
     options = {
         **({"stride": args.stride} if args.stride else {}),
         **({"max_length": args.max_length} if args.max_length else {}),
