@@ -40,8 +40,14 @@ def add_common_arguments(
         "--output-dir", required=True, help="where the model, tokenizer, metrics.json and arguments go"
     )
     g.add_argument(
+        "--overwrite-output-dir",
+        action="store_true",
+        help="replace a run already in --output-dir (by default a finished or started run there is kept and "
+        "this run refuses to start)",
+    )
+    g.add_argument(
         "--num-hidden-layers",
-        type=int,
+        type=positive_int,
         default=None,
         help="keep only the first N encoder layers (a quick way to a smaller model); default: all",
     )
@@ -51,19 +57,22 @@ def add_common_arguments(
         help="raw corpus folder (default: the corpus environment variable, then ../shared/data/...)",
     )
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default: {epochs})")
     g.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=batch_size,
         help=f"training batch size per process (default: {batch_size})",
     )
     g.add_argument(
-        "--eval-batch-size", type=int, default=64, help="evaluation batch size per process (default: 64)"
+        "--eval-batch-size",
+        type=positive_int,
+        default=64,
+        help="evaluation batch size per process (default: 64)",
     )
     g.add_argument(
         "--learning-rate",
-        type=float,
+        type=_positive_float,
         default=learning_rate,
         help=f"peak learning rate of the top encoder layer and the heads (default: {learning_rate})",
     )
@@ -93,7 +102,7 @@ def add_common_arguments(
     warm.add_argument("--warmup-steps", type=int, default=None, help="warm-up in optimizer steps")
     g.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=max_length,
         help=f"maximum tokens per sentence; longer ones are {long_sentences} (default: {max_length})",
     )
@@ -146,12 +155,17 @@ def add_common_arguments(
     )
     g = parser.add_argument_group("data size and logging")
     g.add_argument(
-        "--max-train-samples", type=int, default=None, help="use only the first N training sentences"
+        "--max-train-samples", type=positive_int, default=None, help="use only the first N training sentences"
     )
     g.add_argument(
-        "--max-eval-samples", type=int, default=None, help="use only the first N evaluation sentences"
+        "--max-eval-samples",
+        type=positive_int,
+        default=None,
+        help="use only the first N evaluation sentences",
     )
-    g.add_argument("--logging-steps", type=int, default=20, help="log the loss every N steps (default: 20)")
+    g.add_argument(
+        "--logging-steps", type=positive_int, default=20, help="log the loss every N steps (default: 20)"
+    )
     g.add_argument(
         "--report-to",
         choices=["tensorboard", "none"],
@@ -194,6 +208,17 @@ def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
         "attention.output.dense; only modules inside the encoder match (default by encoder family, "
         "README: query value for BERT / RoBERTa / XLM-R / ELECTRA, query_proj value_proj for DeBERTa-v2/v3)",
     )
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (the flag is named by argparse in the error)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
 
 
 def _positive_float(value: str) -> float:
@@ -465,8 +490,34 @@ def main(argv: list[str] | None = None) -> dict:
             LoraSettings.from_args(args)
         except ValueError as err:
             parser.error(str(err))
+    check_max_length(args, parser)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from modeling_ade.run_guard import guard_output_dir
+
+    guard_output_dir(
+        args
+    )  # before any data or model is loaded: nothing is trained into a folder that refuses
     return {"ade": run_ade, "ner": run_ner, "mlm": run_mlm}[args.task](args)
+
+
+def check_max_length(args, parser: argparse.ArgumentParser) -> None:
+    """Refuse a ``--max-length`` that cannot hold the tokenizer's special tokens plus one word (two with NSP's
+    sentence pairs), the same way for every task."""
+    from transformers import AutoTokenizer
+
+    from modeling_ade.encoders import resolve_model_name
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model))
+    except (OSError, ValueError):
+        return  # the task reports an unloadable --model with its own message
+    pair = bool(getattr(args, "nsp", False))
+    least = tokenizer.num_special_tokens_to_add(pair=pair) + (2 if pair else 1)
+    if args.max_length < least:
+        parser.error(
+            f"--max-length {args.max_length} cannot hold the tokenizer's special tokens and "
+            f"{'two sentences' if pair else 'one word'}: it must be at least {least}"
+        )
 
 
 def cli() -> int:
@@ -476,11 +527,20 @@ def cli() -> int:
     from datasets_scripts.chinese_healthner import HealthNerFormatError
     from datasets_scripts.common import DataDirError
     from modeling_ade.checkpointing import CheckpointError
-    from modeling_ade.training import LaunchError
+    from modeling_ade.run_guard import RunGuardError
+    from modeling_ade.training import LaunchError, NonFiniteLossError
 
     try:
         return 0 if main() is not None else 1
-    except (DataDirError, AdeFormatError, HealthNerFormatError, CheckpointError, LaunchError) as err:
+    except (
+        DataDirError,
+        AdeFormatError,
+        HealthNerFormatError,
+        CheckpointError,
+        LaunchError,
+        RunGuardError,
+        NonFiniteLossError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -35,6 +35,20 @@ from .optim import build_param_groups, build_scheduler, describe_param_groups, r
 logger = get_logger(__name__)
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops and saves nothing final."""
+
+
+def check_finite(loss_sum: torch.Tensor, where: str) -> None:
+    """Raise :class:`NonFiniteLossError` when ``loss_sum`` (a running sum of batch losses) is NaN or infinite."""
+    value = float(loss_sum)
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"the training loss became {value} ({where}); the run stopped and saved no model and no metrics. "
+            "Lower --learning-rate, check --max-length and the data, or try --mixed-precision no."
+        )
+
+
 class LaunchError(RuntimeError):
     """The processes of a launch would not train together (see :func:`check_launch`)."""
 
@@ -228,6 +242,7 @@ def fit(
                 continue
             state.global_step += 1
             if state.global_step % args.logging_steps == 0:
+                check_finite(total, f"epoch {epoch + 1}, step {state.global_step}")
                 logs = {"train/loss": outputs.loss.item(), "train/lr": scheduler.get_last_lr()[0]}
                 for key in ("ner_loss", "relation_loss"):
                     if getattr(outputs, key, None) is not None:
@@ -235,8 +250,10 @@ def fit(
                 accelerator.log(logs, step=state.global_step)
                 bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
             if args.checkpoint_every and state.global_step % args.checkpoint_every == 0:
+                check_finite(total, f"epoch {epoch + 1}, step {state.global_step}, before a checkpoint")
                 state.loss_sum, state.loss_count = accelerator.reduce(total.clone(), "sum").item(), count
                 save_checkpoint(accelerator, args.output_dir, state, args.keep_checkpoints)
+        check_finite(accelerator.reduce(total.clone(), "sum"), f"epoch {epoch + 1}")
         epoch_log = {
             "epoch": epoch + 1,
             "train_loss": accelerator.reduce(total, "mean").item() / max(count, 1),
