@@ -16,7 +16,7 @@ fi
 
 if [[ $which == all || $which == ade ]]; then
   echo "== ADE fold 0, all-MiniLM-L6-v2, the paper's settings (5 epochs) =="
-  /usr/bin/time -v $PY train.py ade --fold 0 --output-dir "$OUT/ade_fold0" --report-to none 2>&1 \
+  /usr/bin/time -v $PY train.py ade --fold 0 --output-dir "$OUT/ade_fold0" --overwrite-output-dir --report-to none 2>&1 \
     | grep -v "it/s\]" | tee "$OUT/ade_fold0.log" | tail -n 40
 fi
 

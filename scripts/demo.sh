@@ -16,7 +16,7 @@ $PY -m datasets_scripts.chinese_healthner stats
 echo "== 2/3 train.py ade --fold 0 ($EPOCHS epochs, all-MiniLM-L6-v2) =="
 # lr 1e-4 rather than the paper's 2e-5 (tuned for BERT-base): much better for MiniLM (BENCHMARKS.md)
 $PY train.py ade --model sentence-transformers/all-MiniLM-L6-v2 --fold 0 --epochs "$EPOCHS" \
-    --learning-rate 1e-4 --output-dir "$OUT/model" --report-to none
+    --learning-rate 1e-4 --output-dir "$OUT/model" --overwrite-output-dir --report-to none
 
 echo "== 3/3 extraction =="
 mkdir -p "$OUT"
