@@ -300,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
         "gold, in the same forward pass (default: predicted-entities)",
     )
     g.add_argument(
+        "--no-sentence-gate",
+        action="store_true",
+        help="leave out the sentence gate (a [CLS] classifier trained on sentences with relations against "
+        "negative sentences; a sentence it rejects yields no entity and no relation)",
+    )
+    g.add_argument(
+        "--negatives-ner-loss",
+        action="store_true",
+        help="also train the NER head on the negative sentences as all-O (by default they train the sentence "
+        "gate and the relation head only)",
+    )
+    g.add_argument(
         "--relation-threshold",
         type=float,
         default=0.5,

@@ -123,15 +123,25 @@ def split_negatives(
 class AdeCollator:
     """Pads a list of feature dicts to the batch's longest sentence / entity list and builds every
     candidate relation pair (``modeling_joint_ner_re.candidate_pairs``, the model's own rule) with its label:
-    the gold relation label, or 0 (``none``). With ``predicted_entity_negatives`` the batch asks the model to add
-    its own non-gold NER predictions as relation negatives (training only)."""
+    the gold relation label, or 0 (``none``). Training options: ``predicted_entity_negatives`` asks the model to
+    add its own non-gold NER predictions as relation negatives; ``sentence_labels`` adds ``sentence_labels`` (1 for
+    a sentence with a gold relation, 0 for a negative sentence) for the sentence gate; with
+    ``negatives_ner_loss=False`` the all-``O`` tags of sentences without a gold relation are left out of the NER
+    loss (-100)."""
 
     def __init__(
-        self, pad_token_id: int, candidate_types: torch.Tensor, predicted_entity_negatives: bool = False
+        self,
+        pad_token_id: int,
+        candidate_types: torch.Tensor,
+        predicted_entity_negatives: bool = False,
+        sentence_labels: bool = False,
+        negatives_ner_loss: bool = True,
     ):
         self.pad_token_id = pad_token_id
         self.candidate_types = candidate_types
         self.predicted_entity_negatives = predicted_entity_negatives
+        self.sentence_labels = sentence_labels
+        self.negatives_ner_loss = negatives_ner_loss
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
         length = max(len(f["input_ids"]) for f in features)
@@ -162,6 +172,11 @@ class AdeCollator:
                 if (h, t) in gold:
                     relation_labels[b, p] = gold[(h, t)]
         batch.update(entity_spans=spans, relation_pairs=pairs, relation_labels=relation_labels)
+        positive = torch.tensor([bool(f["gold_relations"]) for f in features])  # shape: (B,)
+        if not self.negatives_ner_loss:
+            batch["labels"] = batch["labels"].masked_fill(~positive.unsqueeze(1), IGNORE)
+        if self.sentence_labels:
+            batch["sentence_labels"] = positive.long()
         if self.predicted_entity_negatives:
             batch["predicted_entity_negatives"] = True
         return batch

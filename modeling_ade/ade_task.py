@@ -106,6 +106,10 @@ def _predicted_doc(output, b: int, offsets: list, text: str, config) -> dict:
         config.entity_types,
         config.relation_labels,
         relation_threshold=config.relation_threshold,
+        sentence_probability=None
+        if output.sentence_logits is None
+        else float(output.sentence_logits[b].float().softmax(-1)[1]),
+        sentence_threshold=config.sentence_threshold,
     )
     allowed = None if config.entity_scripts is None else set(config.entity_scripts)
     fits = [allowed is None or letter_scripts(text[e["start"] : e["end"]]) <= allowed for e in entities]
@@ -194,6 +198,7 @@ def run_fold(
         ner_loss_weight=args.ner_loss_weight,
         classifier_dropout=args.classifier_dropout,
         relation_threshold=args.relation_threshold,
+        sentence_gate=not args.no_sentence_gate,
         train_max_length=args.max_length,
         entity_scripts=entity_scripts(train_records),
     )
@@ -213,7 +218,9 @@ def run_fold(
     negatives_per_epoch = round(args.negatives_per_positive * len(train_records)) if train_negatives else 0
     logger.info(
         f"training on {len(train_records)} sentences with relations + {negatives_per_epoch} of "
-        f"{len(train_negatives)} negative sentences per epoch; relation negatives: {args.relation_negatives}; "
+        f"{len(train_negatives)} negative sentences per epoch (NER loss on them: "
+        f"{'on' if args.negatives_ner_loss else 'off'}; sentence gate: {'on' if config.sentence_gate else 'off'}); "
+        f"relation negatives: {args.relation_negatives}; "
         f"{len(held_out_negatives)} held-out negative sentences scored for false positives",
         main_process_only=True,
     )
@@ -221,6 +228,8 @@ def run_fold(
         tokenizer.pad_token_id,
         model.candidate_type_ids(),
         predicted_entity_negatives=args.relation_negatives == "predicted-entities",
+        sentence_labels=config.sentence_gate,
+        negatives_ner_loss=args.negatives_ner_loss,
     )
     model, lora = apply_lora_from_args(model, args)  # unchanged without --lora-r
     train_loader = DataLoader(

@@ -39,6 +39,14 @@ class JointNerReConfig(PretrainedConfig):
         relation_threshold (`float`, defaults to 0.5):
             A candidate pair is extracted when its most probable relation label other than "none" has at least
             this probability (with two labels, 0.5 is the argmax). The pipeline and evaluation read it here.
+        sentence_gate (`bool`, defaults to `False`):
+            Add a sentence gate: a linear layer on `[CLS]` that says whether a sentence states a relation at all
+            (trained on sentences with relations against negative sentences). A sentence (window) whose gate
+            probability is below `sentence_threshold` yields no entity and no relation.
+        sentence_threshold (`float`, defaults to 0.5):
+            Gate probability a sentence needs for its entities and relations to be reported.
+        sentence_loss_weight (`float`, defaults to 0.5):
+            Weight of the gate's cross-entropy added to the joint loss.
         train_max_length (`int`, *optional*):
             Tokens per sentence the model was trained on (`train.py --max-length`); the pipeline windows long sentences by it (default:
             the encoder's maximum when not set).
@@ -64,6 +72,9 @@ class JointNerReConfig(PretrainedConfig):
         relation_hidden_size: int | None = None,
         relation_mlp_hidden_size: int | None = None,
         relation_threshold: float = 0.5,
+        sentence_gate: bool = False,
+        sentence_threshold: float = 0.5,
+        sentence_loss_weight: float = 0.5,
         train_max_length: int | None = None,
         language: str = "en",
         entity_scripts: list[str] | None = None,
@@ -85,6 +96,10 @@ class JointNerReConfig(PretrainedConfig):
             raise ValueError(f"`classifier_dropout` must be in [0, 1), got {classifier_dropout}")
         if not 0.0 < relation_threshold < 1.0:
             raise ValueError(f"`relation_threshold` must be in (0, 1), got {relation_threshold}")
+        if not 0.0 < sentence_threshold < 1.0:
+            raise ValueError(f"`sentence_threshold` must be in (0, 1), got {sentence_threshold}")
+        if sentence_loss_weight < 0.0:
+            raise ValueError(f"`sentence_loss_weight` must be >= 0, got {sentence_loss_weight}")
         if train_max_length is not None and train_max_length < 3:
             raise ValueError(
                 f"`train_max_length` must be at least 3 (two special tokens and a word), got {train_max_length}"
@@ -113,6 +128,9 @@ class JointNerReConfig(PretrainedConfig):
         self.relation_hidden_size = relation_hidden_size or encoder_config.hidden_size
         self.relation_mlp_hidden_size = relation_mlp_hidden_size or encoder_config.hidden_size
         self.relation_threshold = relation_threshold
+        self.sentence_gate = sentence_gate
+        self.sentence_threshold = sentence_threshold
+        self.sentence_loss_weight = sentence_loss_weight
         self.train_max_length = train_max_length
         self.language = language
         self.entity_scripts = sorted(entity_scripts) if entity_scripts is not None else None

@@ -43,6 +43,8 @@ class JointNerReOutput(ModelOutput):
         entity_scores (`(B, E)`): mean probability of the decoded tags of each entity (1.0 for given entities).
         relation_pairs (`(B, P, 2)` long): `[head_entity, tail_entity]` indices into `entity_spans`; -1 = padding.
         relation_logits (`(B, P, R)`): relation scores of every candidate pair.
+        sentence_loss (`()`, with `config.sentence_gate` and `sentence_labels`): the gate's cross-entropy.
+        sentence_logits (`(B, 2)`, with `config.sentence_gate`): does the sentence state a relation (index 1)?
     """
 
     loss: torch.Tensor | None = None
@@ -53,6 +55,8 @@ class JointNerReOutput(ModelOutput):
     entity_scores: torch.Tensor | None = None
     relation_pairs: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
+    sentence_loss: torch.Tensor | None = None
+    sentence_logits: torch.Tensor | None = None
 
 
 def first_subword_mask(word_index: torch.Tensor) -> torch.Tensor:
@@ -225,6 +229,8 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         self.ner_dropout = nn.Dropout(config.classifier_dropout)
         self.ner_classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.relation_head = JointNerReRelationHead(config)
+        if config.sentence_gate:
+            self.sentence_classifier = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
     @classmethod
@@ -303,6 +309,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         relation_pairs: torch.Tensor | None = None,
         relation_labels: torch.Tensor | None = None,
         predicted_entity_negatives: bool = False,
+        sentence_labels: torch.Tensor | None = None,
         **kwargs,
     ) -> JointNerReOutput:
         r"""
@@ -322,12 +329,19 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
                 pass that are not gold are added, and every pair with one of them is a "none" example
                 (`add_negative_entities`), so the relation head learns to reject the entities it will see at
                 inference. The outputs then hold the extended entities and pairs.
+            sentence_labels (`(B,)` long, *optional*): with `config.sentence_gate`, 1 for a sentence that states
+                a relation, 0 for a negative sentence; adds `sentence_loss_weight · sentence_loss` to the loss.
         """
         encoder_kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:
             encoder_kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(input_ids, **encoder_kwargs).last_hidden_state  # shape: (B, T, H)
         ner_logits = self.ner_classifier(self.ner_dropout(hidden))  # shape: (B, T, L)
+        sentence_logits = sentence_loss = None
+        if self.config.sentence_gate:
+            sentence_logits = self.sentence_classifier(self.ner_dropout(hidden[:, 0]))  # shape: (B, 2)
+            if sentence_labels is not None:
+                sentence_loss = nn.functional.cross_entropy(sentence_logits, sentence_labels)
 
         if entity_spans is None:
             if word_index is None:
@@ -375,6 +389,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
                 for part in (
                     weight * ner_loss if ner_loss is not None else None,
                     (1.0 - weight) * relation_loss if relation_loss is not None else None,
+                    self.config.sentence_loss_weight * sentence_loss if sentence_loss is not None else None,
                 )
                 if part is not None
             )
@@ -387,6 +402,8 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
             entity_scores=entity_scores,
             relation_pairs=relation_pairs,
             relation_logits=relation_logits,
+            sentence_loss=sentence_loss,
+            sentence_logits=sentence_logits,
         )
 
 

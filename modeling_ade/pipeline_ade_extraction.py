@@ -13,7 +13,9 @@ whole by several windows is kept from the window where it lies farthest from an 
 of its entities in one window. An entity longer than ``stride`` tokens that crosses a window edge is seen
 whole by no window: raise ``stride`` (or ``max_length``) for very long mentions.
 
-A pair is a relation when its best non-"none" label has probability >= ``config.relation_threshold``.
+A pair is a relation when its best non-"none" label has probability >= ``config.relation_threshold``. With a
+sentence gate (``config.sentence_gate``) a window whose gate probability is below ``config.sentence_threshold``
+yields no entity and no relation.
 Entities with a letter of a script the model never saw in a training entity (``config.entity_scripts``, e.g. a
 lone CJK character for an English model) are not reported.
 """
@@ -90,6 +92,8 @@ def window_predictions(
     cut_left: bool = False,
     cut_right: bool = False,
     relation_threshold: float = 0.5,
+    sentence_probability: float | None = None,
+    sentence_threshold: float = 0.5,
 ) -> tuple[list[dict], list[tuple[int, int, int, float]]]:
     """One window's model output -> entities (with ``centrality``: distance in tokens to the nearer window
     edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities.
@@ -98,7 +102,10 @@ def window_predictions(
     window). An entity touching such an edge (first content token after the leading special token, last
     one before the closing special token) may be a fragment of a word or entity cut by the window, so it
     is left to the neighbouring window, which sees it whole (windows overlap by ``stride`` tokens). A pair is a
-    relation by :func:`relation_label` at ``relation_threshold``."""
+    relation by :func:`relation_label` at ``relation_threshold``. With a sentence gate, a window whose
+    ``sentence_probability`` is below ``sentence_threshold`` yields nothing."""
+    if sentence_probability is not None and sentence_probability < sentence_threshold:
+        return [], []
     entities, index = [], {}
     for e, (first, last, type_index) in enumerate(entity_spans):
         if first < 0 or (cut_left and first <= 1) or (cut_right and last >= num_tokens - 2):
@@ -221,7 +228,7 @@ class AdeExtractionPipeline(ChunkPipeline):
         first_window = model_inputs.pop("first_window")
         last_window = model_inputs.pop("last_window")
         output = self.model(**model_inputs)
-        return {
+        result = {
             "offset_mapping": offsets,
             "num_tokens": model_inputs["attention_mask"].sum(-1),
             "entity_spans": output.entity_spans,
@@ -233,6 +240,9 @@ class AdeExtractionPipeline(ChunkPipeline):
             "first_window": first_window,
             "last_window": last_window,
         }
+        if output.get("sentence_logits") is not None:  # a model with a sentence gate
+            result["sentence_probability"] = output.sentence_logits.float().softmax(-1)[:, 1]
+        return result
 
     def postprocess(self, all_outputs):
         config = self.model.config
@@ -255,6 +265,10 @@ class AdeExtractionPipeline(ChunkPipeline):
                 cut_left=not bool(output["first_window"].reshape(-1)[0]),
                 cut_right=not bool(output["last_window"].reshape(-1)[0]),
                 relation_threshold=threshold,
+                sentence_probability=None
+                if output.get("sentence_probability") is None
+                else float(output["sentence_probability"].reshape(-1)[0]),
+                sentence_threshold=getattr(config, "sentence_threshold", 0.5),
             )
             keys = [(e["start"], e["end"], e["type"]) for e in entities]
             fits = [allowed is None or letter_scripts(text[k[0] : k[1]]) <= allowed for k in keys]
