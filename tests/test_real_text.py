@@ -397,3 +397,63 @@ def test_trained_model_predict_py_equals_stranger_pipeline(ade_data_dir, tmp_pat
 
     expected = [{"entities": r["entities"], "relations": r["relations"]} for r in rows]
     assert same_extractions(expected, stranger)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentence gate
+# --------------------------------------------------------------------------------------------------
+
+
+def test_collator_gate_labels_and_negative_ner_masking(minilm_tokenizer):
+    from conftest import tiny_encoder_config
+
+    from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
+
+    config = JointNerReConfig(
+        encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size), sentence_gate=True
+    )
+    model = JointNerReForAdeExtraction(config)
+    negative = {"id": "1-neg-0", "text": "Aspirin was given.", "entities": [], "relations": []}
+    positive = {
+        "id": "2-0",
+        "text": "Methotrexate-induced hepatotoxicity.",
+        "entities": [
+            {"type": "Adverse-Effect", "start": 21, "end": 35},
+            {"type": "Drug", "start": 0, "end": 12},
+        ],
+        "relations": [{"head": 0, "tail": 1, "type": "ADE"}],
+    }
+    features = [encode_ade_record(r, minilm_tokenizer, config, 128).features for r in (negative, positive)]
+    masked = AdeCollator(0, model.candidate_type_ids(), sentence_labels=True, negatives_ner_loss=False)(
+        features
+    )
+    assert masked["sentence_labels"].tolist() == [0, 1]
+    assert (masked["labels"][0] == -100).all() and (masked["labels"][1] != -100).any()
+    kept = AdeCollator(0, model.candidate_type_ids())(features)
+    assert (kept["labels"][0] == config.label2id["O"]).any() and "sentence_labels" not in kept
+    output = model(**masked)
+    assert output.sentence_logits.shape == (2, 2) and output.sentence_loss > 0
+    expected = (
+        config.ner_loss_weight * output.ner_loss
+        + (1 - config.ner_loss_weight) * output.relation_loss
+        + config.sentence_loss_weight * output.sentence_loss
+    )
+    assert torch.allclose(output.loss, expected)
+
+
+def test_gate_below_threshold_reports_nothing(minilm_tokenizer):
+    from modeling_ade import AdeExtractionPipeline
+
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=5)
+    plain = AdeExtractionPipeline(model=model, tokenizer=minilm_tokenizer)(ABSTRACT)
+    assert plain["entities"]
+    model.config.sentence_gate = True
+    model.sentence_classifier = torch.nn.Linear(model.config.hidden_size, 2)
+    with torch.no_grad():
+        model.sentence_classifier.weight.zero_()
+        model.sentence_classifier.bias.copy_(torch.tensor([0.0, 1.0]))  # p(states an ADE) = 0.73
+    extract = AdeExtractionPipeline(model=model.eval(), tokenizer=minilm_tokenizer)
+    model.config.sentence_threshold = 0.7
+    assert extract(ABSTRACT) == plain
+    model.config.sentence_threshold = 0.8
+    assert extract(ABSTRACT) == {"entities": [], "relations": []}
