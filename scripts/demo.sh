@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on a fresh machine, about 6 minutes on 2 quiet CPU cores.
+# `make demo`: the main job end to end on a fresh machine (before the negative sentences joined the training
+# data it took about 6 minutes on 2 quiet CPU cores; they add one negative per positive sentence to each epoch).
 #  1. statistics of both corpora (read from ../shared/data or $ADE_CORPUS_DIR / $CHINESE_HEALTHNER_DIR)
 #  2. joint NER + RE on ADE fold 0 with the offline all-MiniLM-L6-v2 encoder (shortened: see EPOCHS below)
 #  3. extraction from two example sentences with the trained model, as JSONL and as an HTML page
@@ -7,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_OUTPUT_DIR:-runs/demo}
-EPOCHS=${DEMO_EPOCHS:-3}   # the paper trains 5 epochs; 3 keep the demo near 6 minutes on 2 quiet cores
+EPOCHS=${DEMO_EPOCHS:-3}   # the paper trains 5 epochs; 3 keep the demo short
 
 echo "== 1/3 corpora =="
 $PY -m datasets_scripts.ade_corpus stats
@@ -23,6 +24,7 @@ mkdir -p "$OUT"
 cat > "$OUT/examples.txt" <<'TXT'
 Intravenous azithromycin-induced ototoxicity was observed in a patient with AIDS.
 We describe a case of severe hepatotoxicity after methotrexate and an urticarial rash attributed to amoxicillin.
+Patients received methotrexate for rheumatoid arthritis. No adverse events were reported during follow-up.
 TXT
 $PY predict.py --model "$OUT/model" "$OUT/examples.txt" --output "$OUT/examples.jsonl" --html "$OUT/examples.html"
 $PY - "$OUT/examples.jsonl" <<'PY'
