@@ -432,7 +432,7 @@ def run_ade(args) -> dict:
         )
     if not 0.0 < args.relation_threshold < 1.0:
         raise SystemExit(f"--relation-threshold must be in (0, 1), got {args.relation_threshold}")
-    negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
+    negatives = None  # read after the first fold, so a missing corpus folder is reported for the main files
     per_fold = []
     for fold in folds:
         fold_dir = out / f"fold_{fold}" if args.cv else out
@@ -443,6 +443,8 @@ def run_ade(args) -> dict:
         splits = load_ade(f"fold_{fold}", data_dir=args.data_dir)
         train = list(splits["train"])[: args.max_train_samples]
         test = list(splits["test"])[: args.max_eval_samples]
+        if negatives is None:
+            negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
         train_negatives, held_out = split_negatives(negatives, fold)
         held_out = held_out[: args.max_eval_samples]
         fold_args = argparse.Namespace(**{**vars(args), "fold": fold})  # recorded in training_args.json

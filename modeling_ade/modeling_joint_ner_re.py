@@ -372,9 +372,12 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
 
         loss = ner_loss = relation_loss = None
         if labels is not None:
-            ner_loss = nn.functional.cross_entropy(
-                ner_logits.flatten(0, 1), labels.flatten(), ignore_index=-100
-            )
+            if (labels != -100).any():
+                ner_loss = nn.functional.cross_entropy(
+                    ner_logits.flatten(0, 1), labels.flatten(), ignore_index=-100
+                )
+            else:  # e.g. a batch of negative sentences whose tags are left out: no NaN from an empty mean
+                ner_loss = ner_logits.sum() * 0.0
         if relation_labels is not None:
             if (relation_labels != -100).any():
                 relation_loss = nn.functional.cross_entropy(

@@ -198,7 +198,10 @@ def test_ade_run_saves_an_adapter_that_reloads_with_the_same_outputs(ade_run, ti
     )
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_encoder)
-    assert adapter["modules_to_save"] == ["ner_classifier", "relation_head"] and adapter["r"] == 4
+    assert (
+        adapter["modules_to_save"] == ["ner_classifier", "relation_head", "sentence_classifier"]
+        and adapter["r"] == 4
+    )
 
     # what trained: LoRA matrices and heads only, and the LoRA matrices moved away from B = 0
     assert captured["trainable"] and all(

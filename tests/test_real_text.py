@@ -457,3 +457,15 @@ def test_gate_below_threshold_reports_nothing(minilm_tokenizer):
     assert extract(ABSTRACT) == plain
     model.config.sentence_threshold = 0.8
     assert extract(ABSTRACT) == {"entities": [], "relations": []}
+
+
+def test_a_batch_of_negatives_without_ner_tags_has_a_finite_loss(minilm_tokenizer):
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=6).train()
+    record = {"id": "1-neg-0", "text": "Aspirin was given for headache.", "entities": [], "relations": []}
+    features = [encode_ade_record(record, minilm_tokenizer, model.config, 128).features] * 2
+    batch = AdeCollator(
+        0, model.candidate_type_ids(), predicted_entity_negatives=True, negatives_ner_loss=False
+    )(features)
+    assert (batch["labels"] == -100).all()
+    output = model(**batch)
+    assert torch.isfinite(output.loss) and output.ner_loss == 0
