@@ -196,8 +196,8 @@ def test_two_cpu_processes_match_one_process_with_accumulation(ade_data_dir, min
     double = tmp_path / "two_processes"
     launched = check(run_train(ade_args(model, ade_data_dir, double, *no_dropout), processes=2))
     assert "2 process(es), DistributedType.MULTI_CPU" in launched.stderr
-    # 80 sentences, batch 4, 2 processes: 10 batches per process and epoch
-    assert "epoch 1/4: 100%|██████████| 10/10" in launched.stderr
+    # 80 sentences with relations + 80 negative sentences, batch 4, 2 processes: 20 batches per process and epoch
+    assert "epoch 1/4: 100%|██████████| 20/20" in launched.stderr
 
     one, two = weights(single), weights(double)
     assert one.keys() == two.keys()
@@ -312,7 +312,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(ade_data_dir, minilm_tok
     assert not (out / "metrics.json").exists()
     latest = find_checkpoint(out, "latest")
     state = json.loads((latest / STATE_FILE).read_text())
-    # 5 optimizer steps per epoch (10 batches / 2): killed at step 4, in the middle of epoch 1
+    # 10 optimizer steps per epoch (40 sentences with relations + 40 negatives = 20 batches, / 2): killed at
+    # step 4, in the middle of epoch 1
     assert state["global_step"] == 4 and state["epoch"] == 0 and state["batches_done"] == 8
     # a checkpoint half-written by a crash is never picked up
     shutil.copytree(latest, latest.parent / f"{PARTIAL_PREFIX}step_00000099")
@@ -320,7 +321,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(ade_data_dir, minilm_tok
     assert find_checkpoint(out, "latest") == latest
 
     resumed = check(run_train([*argv, "--resume-from", "latest"]))
-    assert "resumed from" in resumed.stderr and "step 4, epoch 1, 8 of its 10 batches done" in resumed.stderr
+    assert "resumed from" in resumed.stderr and "step 4, epoch 1, 8 of its 20 batches done" in resumed.stderr
 
     a, b = weights(whole), weights(out)
     assert a.keys() == b.keys()
@@ -328,7 +329,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(ade_data_dir, minilm_tok
         assert torch.equal(a[key], b[key]), key
     assert_same_scores(scores(out), scores(whole), tol=0)
     names = [p.name for p in list_checkpoints(out)]
-    assert names == ["step_00000008", "step_00000010"]  # --keep-checkpoints 2
+    assert names == ["step_00000018", "step_00000020"]  # --keep-checkpoints 2
     assert not list((out / "checkpoints").glob(f"{PARTIAL_PREFIX}*")), "partial checkpoints are cleaned up"
 
 
