@@ -74,6 +74,18 @@ def test_real_negatives_split(ade_data_dir):
 # Training data: all-O sentences, per-epoch sampling, relation negatives
 # --------------------------------------------------------------------------------------------------
 
+POSITIVE = {
+    "id": "2-0",
+    "text": "Methotrexate-induced hepatotoxicity.",
+    "entities": [
+        {"type": "Adverse-Effect", "start": 21, "end": 35},
+        {"type": "Drug", "start": 0, "end": 12},
+    ],
+    "relations": [{"head": 0, "tail": 1, "type": "ADE"}],
+}
+
+# --------------------------------------------------------------------------------------------------
+
 
 def test_negative_sentence_gives_all_o_labels_and_no_relation_target(minilm_tokenizer):
     from conftest import tiny_encoder_config
@@ -92,15 +104,7 @@ def test_negative_sentence_gives_all_o_labels_and_no_relation_target(minilm_toke
         set(features["labels"]) <= {config.label2id["O"], -100} and config.label2id["O"] in features["labels"]
     )
     assert features["entity_spans"] == [] and features["gold_relations"] == []
-    positive = {
-        "id": "2-0",
-        "text": "Methotrexate-induced hepatotoxicity.",
-        "entities": [
-            {"type": "Adverse-Effect", "start": 21, "end": 35},
-            {"type": "Drug", "start": 0, "end": 12},
-        ],
-        "relations": [{"head": 0, "tail": 1, "type": "ADE"}],
-    }
+    positive = POSITIVE
     model = JointNerReForAdeExtraction(config)
     batch = AdeCollator(0, model.candidate_type_ids())(
         [features, encode_ade_record(positive, minilm_tokenizer, config, 128).features]
@@ -334,6 +338,8 @@ def test_real_text_metrics_counts():
 @pytest.mark.data
 @pytest.mark.slow
 def test_trained_model_predict_py_equals_stranger_pipeline(ade_data_dir, tmp_path):
+    from test_train_ade import SMALL
+
     import predict
     import train
 
@@ -347,16 +353,7 @@ def test_trained_model_predict_py_equals_stranger_pipeline(ade_data_dir, tmp_pat
             "1",
             "--data-dir",
             str(ade_data_dir),
-            "--max-train-samples",
-            "24",
-            "--max-eval-samples",
-            "12",
-            "--epochs",
-            "1",
-            "--num-hidden-layers",
-            "1",
-            "--batch-size",
-            "8",
+            *SMALL,
             "--report-to",
             "none",
         ]
@@ -414,15 +411,7 @@ def test_collator_gate_labels_and_negative_ner_masking(minilm_tokenizer):
     )
     model = JointNerReForAdeExtraction(config)
     negative = {"id": "1-neg-0", "text": "Aspirin was given.", "entities": [], "relations": []}
-    positive = {
-        "id": "2-0",
-        "text": "Methotrexate-induced hepatotoxicity.",
-        "entities": [
-            {"type": "Adverse-Effect", "start": 21, "end": 35},
-            {"type": "Drug", "start": 0, "end": 12},
-        ],
-        "relations": [{"head": 0, "tail": 1, "type": "ADE"}],
-    }
+    positive = POSITIVE
     features = [encode_ade_record(r, minilm_tokenizer, config, 128).features for r in (negative, positive)]
     masked = AdeCollator(0, model.candidate_type_ids(), sentence_labels=True, negatives_ner_loss=False)(
         features
