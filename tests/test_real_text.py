@@ -84,8 +84,6 @@ POSITIVE = {
     "relations": [{"head": 0, "tail": 1, "type": "ADE"}],
 }
 
-# --------------------------------------------------------------------------------------------------
-
 
 def test_negative_sentence_gives_all_o_labels_and_no_relation_target(minilm_tokenizer):
     from conftest import tiny_encoder_config
