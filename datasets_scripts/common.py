@@ -7,7 +7,9 @@ offline (Parquet files + a ``README.md`` whose YAML ``configs:`` section maps co
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -64,9 +66,15 @@ def build_dataset_dict(
     """Instantiate ``builder_cls`` directly (``datasets`` >= 4 refuses loading scripts) and build it.
 
     ``builder_kwargs`` go to the builder (``data_dir``, ``data_files``, ...). Without a ``cache_dir`` the
-    Arrow files go to a fresh temporary folder, so nothing stale is ever read back.
+    Arrow files go to a fresh temporary folder, so nothing stale is ever read back; it is removed when the
+    process exits.
     """
-    builder_kwargs.setdefault("cache_dir", tempfile.mkdtemp(prefix="modeling_ade_ds_"))
+    if "cache_dir" not in builder_kwargs:
+        cache = tempfile.mkdtemp(prefix="modeling_ade_ds_")
+        atexit.register(
+            shutil.rmtree, cache, ignore_errors=True
+        )  # the Arrow files live as long as the process
+        builder_kwargs["cache_dir"] = cache
     builder = builder_cls(config_name=config_name, **builder_kwargs)
     builder.download_and_prepare()
     return builder.as_dataset()

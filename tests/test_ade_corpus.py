@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -407,3 +408,20 @@ def test_relation_example_dedups_mentions_and_strips_spaces():
     ]
     assert [(r["head"], r["tail"]) for r in row["relations"]] == [(1, 0), (1, 2), (3, 2)]
     assert counts["stripped_mentions"] == 1 and counts["fallback_sentences"] == 0
+
+
+@pytest.mark.data
+def test_dataset_loads_leave_no_temporary_folder(ade_data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "from datasets_scripts.ade_corpus import load_ade\n"
+        f"splits = load_ade('negatives', data_dir={str(ade_data_dir)!r})\n"
+        "assert sum(len(s) for s in splits.values()) > 0\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env=env, cwd=Path(__file__).resolve().parents[1]
+    )
+    assert not list(tmp_path.glob("modeling_ade_ds_*")), "a dataset load left its temporary folder behind"
