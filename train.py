@@ -420,7 +420,7 @@ def run_ade(args) -> dict:
     from modeling_ade.ade_data import split_negatives
     from modeling_ade.ade_task import run_fold
     from modeling_ade.metrics import aggregate_folds, format_cv_table
-    from modeling_ade.training import loggable, write_json
+    from modeling_ade.training import run_record, write_json
 
     out = Path(args.output_dir)
     folds = list(range(args.cv)) if args.cv else [args.fold]
@@ -467,7 +467,7 @@ def run_ade(args) -> dict:
             [{k: m[k] for k in ("overlap_kept", "overlap_removed", "real_text") if k in m} for m in per_fold]
         )
         write_json(out / "metrics.json", {"cross_validation": summary, "folds": folds})
-        write_json(out / "training_args.json", loggable(vars(args)))
+        write_json(out / "training_args.json", run_record(args))
         print(
             f"\n{len(folds)}-fold cross-validation (column k = fold k):\n"
             + format_cv_table(summary, keys=summary_keys(summary))

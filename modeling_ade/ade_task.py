@@ -12,12 +12,12 @@ from transformers import AutoTokenizer, pipeline
 
 from .ade_data import AdeCollator, LengthGroupedBatchSampler, encode_ade_record
 from .alignment import AlignmentCounts
-from .encoders import resolve_model_name
+from .encoders import hub_name, resolve_model_name
 from .lora import apply_lora_from_args, save_adapter
 from .metrics import compute_ade_metrics, real_text_metrics
 from .modeling_joint_ner_re import JointNerReForAdeExtraction
 from .pipeline_ade_extraction import letter_scripts, relation_label, window_predictions
-from .training import fit, loggable, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, run_record, write_json
 
 logger = get_logger(__name__)
 
@@ -202,6 +202,7 @@ def run_fold(
         train_max_length=args.max_length,
         entity_scripts=entity_scripts(train_records),
     )
+    model.config.encoder_config._name_or_path = hub_name(args.model)  # no local path travels with the model
     config = model.config
     train_negatives, held_out_negatives = list(train_negatives), list(held_out_negatives)
     with accelerator.main_process_first():
@@ -270,7 +271,7 @@ def run_fold(
         else:
             pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer).save_pretrained(output_dir)
         write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "training_args.json", loggable(vars(args)))
+        write_json(output_dir / "training_args.json", run_record(args))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

@@ -50,6 +50,14 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+def hub_name(name: str) -> str:
+    """What a shared model may say about its encoder: the Hub id (an alias becomes its full id), or ``""`` for a
+    local folder, whose path means nothing elsewhere."""
+    if name in _ALIASES or name in (MINILM, M3E_SMALL):
+        return _ALIASES.get(name, name)
+    return "" if Path(name).exists() else name
+
+
 def tokenizer_kwargs(name: str) -> dict:
     """Extra tokenizer arguments an encoder needs: m3e-small's vocabulary is uncased (bert-base-chinese)."""
     return {"do_lower_case": True} if _ALIASES.get(name, name) == M3E_SMALL else {}

@@ -52,7 +52,7 @@ from .mlm_data import (
     special_template,
     split_held_out,
 )
-from .training import fit, loggable, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, run_record, write_json
 
 logger = get_logger(__name__)
 
@@ -604,7 +604,7 @@ def run_mlm(args) -> dict:
         accelerator.unwrap_model(model).save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_json(out / "metrics.json", metrics)
-        write_json(out / "training_args.json", loggable(vars(args)))
+        write_json(out / "training_args.json", run_record(args))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

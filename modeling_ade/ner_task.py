@@ -40,11 +40,11 @@ from transformers import AutoTokenizer
 
 from .ade_data import LengthGroupedBatchSampler
 from .configuration_bert_crf import check_bio_labels
-from .encoders import resolve_model_name, tokenizer_kwargs
+from .encoders import hub_name, resolve_model_name, tokenizer_kwargs
 from .lora import apply_lora_from_args, save_adapter
 from .metrics import bio_to_spans, ner_scores_from_tags
 from .modeling_bert_crf import IGNORE, BertCrfForTokenClassification
-from .training import fit, loggable, make_accelerator, write_json
+from .training import fit, loggable, make_accelerator, run_record, write_json
 
 logger = get_logger(__name__)
 plain_logger = logging.getLogger(__name__)  # for helpers that also run outside an Accelerate run
@@ -451,6 +451,7 @@ def run_ner(args: argparse.Namespace) -> dict:
         head=args.head,
         use_bio_constraints=not args.no_bio_constraints,
     )
+    model.config.encoder_config._name_or_path = hub_name(args.model)  # no local path travels with the model
     positions = model.config.max_position_embeddings
     if positions is not None and args.max_length > positions:
         raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
@@ -512,7 +513,7 @@ def run_ner(args: argparse.Namespace) -> dict:
             unwrapped.save_pretrained(output_dir)
             tokenizer.save_pretrained(output_dir)
         write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "training_args.json", loggable(vars(args)))
+        write_json(output_dir / "training_args.json", run_record(args))
         print(
             f"\n{where}, evaluation split, strict entity-level scores "
             f"(head {args.head}, layer decay {args.layer_decay:g}):\n" + format_ner_table(metrics)

@@ -275,6 +275,15 @@ def loggable(values: dict) -> dict:
     }
 
 
+LOCAL_PATH_ARGUMENTS = ("output_dir", "data_dir", "resume_from")
+"""Arguments that hold paths of this machine: left out of the ``training_args.json`` that travels with a model."""
+
+
+def run_record(args) -> dict:
+    """The run's arguments for ``training_args.json``: :func:`loggable`, without :data:`LOCAL_PATH_ARGUMENTS`."""
+    return loggable({k: v for k, v in vars(args).items() if k not in LOCAL_PATH_ARGUMENTS})
+
+
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

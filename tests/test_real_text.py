@@ -365,6 +365,10 @@ def test_trained_model_predict_py_equals_stranger_pipeline(ade_data_dir, tmp_pat
     config = json.loads((out / "config.json").read_text())
     assert config["train_max_length"] == 128 and config["relation_threshold"] == 0.5
     assert config["entity_scripts"] == ["LATIN"] and config["language"] == "en"
+    # nothing of this machine travels with the model (#13): the encoder's Hub id, no output folder
+    assert config["encoder_config"]["_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    recorded = json.loads((out / "training_args.json").read_text())
+    assert not {"output_dir", "data_dir"} & set(recorded) and recorded["fold"] == 1
 
     texts = [ABSTRACT, "Intravenous azithromycin-induced ototoxicity.", ""]
     source = tmp_path / "docs.jsonl"
