@@ -185,7 +185,9 @@ def requirements_txt(config: dict) -> bytes:
     ).encode()
 
 
-def merge_adapter(adapter_dir: Path, into: Path, base_model: str | None) -> str:
+def merge_adapter(
+    adapter_dir: Path, into: Path, base_model: str | None, trust_remote_code: bool = False
+) -> str:
     """Merge a PEFT adapter into its base model and save the full model + tokenizer (+ code) to ``into``.
 
     The base is ``base_model`` or ``adapter_config.json``'s ``base_model_name_or_path``: a full model of the
@@ -207,17 +209,19 @@ def merge_adapter(adapter_dir: Path, into: Path, base_model: str | None) -> str:
         raise PackagingError(f"{adapter_dir / ADAPTER_CONFIG} names no base model: pass --base-model")
     try:
         base_path = resolve_model_name(base_ref)
-        base_config = AutoConfig.from_pretrained(base_path, trust_remote_code=True)
+        base_config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise PackagingError(f"cannot load the base model {base_ref!r} ({err}); pass --base-model") from err
     has_config = (adapter_dir / "config.json").is_file()
     config = (
-        AutoConfig.from_pretrained(str(adapter_dir), trust_remote_code=True) if has_config else base_config
+        AutoConfig.from_pretrained(str(adapter_dir), trust_remote_code=trust_remote_code)
+        if has_config
+        else base_config
     )
     auto_names = [k for k in getattr(config, "auto_map", None) or {} if k != "AutoConfig"] or ["AutoModel"]
     auto_class = getattr(transformers, auto_names[0])
     if base_config.model_type == config.model_type:
-        base = auto_class.from_pretrained(base_path, trust_remote_code=True)
+        base = auto_class.from_pretrained(base_path, trust_remote_code=trust_remote_code)
     else:
         try:  # the task model from the adapter folder's config.json, its encoder cut to that configuration
             base = build_base_model(adapter_dir, base_path)
@@ -261,7 +265,7 @@ def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
     if args.merge:
         model_manifest(folder)  # the adapter folder is complete
         merged_dir = scratch / "merged"
-        base = merge_adapter(folder, merged_dir, args.base_model)
+        base = merge_adapter(folder, merged_dir, args.base_model, trust_remote_code=args.trust_remote_code)
         manifest = model_manifest(merged_dir)
         manifest.update({n: folder / n for n in RUN_FILES if (folder / n).is_file()})
         run.config = read_model_run(merged_dir).config
@@ -482,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge",
         action="store_true",
         help="merge the PEFT adapter in OUT into its base model and upload the full model",
+    )
+    model.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="with --merge: run the model code of the base model folder or Hub repo (needed only for a base "
+        "whose model type is neither transformers' nor this package's; by default no such code is run)",
     )
     model.add_argument(
         "--base-model",

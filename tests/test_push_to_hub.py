@@ -785,3 +785,31 @@ def test_merge_onto_a_plain_encoder_rebuilds_the_model(minilm_tokenizer, tmp_pat
         in capsys.readouterr().err
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_merge_runs_no_code_from_the_base_folder_unless_asked(tmp_path, capsys):
+    """#13: --merge used to load the --base-model folder with trust_remote_code=True, even under --dry-run."""
+    base = tmp_path / "base"
+    base.mkdir()
+    marker = tmp_path / "code_ran"
+    (base / "configuration_evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n",
+        encoding="utf-8",
+    )
+    (base / "config.json").write_text(
+        json.dumps({"model_type": "evil", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}),
+        encoding="utf-8",
+    )
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps(
+            {"peft_type": "LORA", "base_model_name_or_path": str(base), "r": 4, "target_modules": ["q"]}
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(push_to_hub.PackagingError, match="cannot load the base model"):
+        push_to_hub.merge_adapter(adapter, tmp_path / "merged", None)
+    assert not marker.exists(), "the base folder's code ran without --trust-remote-code"
