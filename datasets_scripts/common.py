@@ -80,6 +80,9 @@ def build_dataset_dict(
     return builder.as_dataset()
 
 
+EXPORT_MARKER = "<!-- written by modeling-ade's Parquet export; a new export replaces this file -->"
+
+
 def export_parquet(
     out_dir: str | os.PathLike,
     datasets_by_config: Iterable[tuple[str, datasets.DatasetDict]],
@@ -93,9 +96,16 @@ def export_parquet(
     """Write ``OUT/<config>/<split>.parquet`` for every config and a ``README.md`` with YAML ``configs:``.
 
     ``card_body`` is the Markdown below the YAML header (description, statistics, citations).
-    Returns the output folder.
+    Returns the output folder. A ``README.md`` already in ``out_dir`` that an export did not write (it lacks
+    :data:`EXPORT_MARKER`) is someone's own: the export refuses (:class:`DataDirError`) and writes nothing.
     """
     out = Path(out_dir)
+    card = out / "README.md"
+    if card.is_file() and EXPORT_MARKER not in card.read_text(encoding="utf-8", errors="replace"):
+        raise DataDirError(
+            f"{card} exists and was not written by an export: it is kept, and nothing was exported. Export to "
+            "another folder, or move the README away first."
+        )
     out.mkdir(parents=True, exist_ok=True)
     config_lines = []
     for name, dsd in datasets_by_config:
@@ -119,6 +129,8 @@ def export_parquet(
         *config_lines,
         "---",
         "",
+        EXPORT_MARKER,
+        "",
     ]
-    (out / "README.md").write_text("\n".join(header) + card_body.rstrip() + "\n", encoding="utf-8")
+    card.write_text("\n".join(header) + card_body.rstrip() + "\n", encoding="utf-8")
     return out

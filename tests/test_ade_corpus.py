@@ -162,6 +162,12 @@ def test_export_loads_offline(ade_data_dir, tmp_path):
     assert "| fold_0 | test | 427 |" in card
     assert "gurulingappa2012development" in card and "eberts2020spert" in card
     assert ade_corpus.SOURCE_COMMIT_RAW in card and ade_corpus.SOURCE_COMMIT_SPLIT in card
+    # a second export replaces its own card; a hand-written README is kept and the export refused (#13)
+    args = ["export", str(out), "--data-dir", str(ade_data_dir), "--configs", "fold_0"]
+    assert ade_corpus.main(args) == 0
+    (out / "README.md").write_text("# my notes on this export\n", encoding="utf-8")
+    assert ade_corpus.main(args) != 0
+    assert (out / "README.md").read_text(encoding="utf-8") == "# my notes on this export\n"
 
 
 @pytest.mark.data
