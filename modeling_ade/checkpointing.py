@@ -79,6 +79,14 @@ def _sync_tree(folder: Path) -> None:
                 os.fsync(handle.fileno())
 
 
+def prune(checkpoint: Path) -> None:
+    """Delete a checkpoint atomically: rename it to a ``.tmp-*`` name first (never counted as complete, removed
+    by the next save), then delete; an interruption cannot leave a half-deleted checkpoint that still counts."""
+    doomed = checkpoint.parent / f"{PARTIAL_PREFIX}pruned-{checkpoint.name}"
+    os.replace(checkpoint, doomed)
+    shutil.rmtree(doomed)
+
+
 def save_checkpoint(
     accelerator: Accelerator, output_dir: str | os.PathLike, state: TrainerState, keep: int
 ) -> Path:
@@ -100,7 +108,7 @@ def save_checkpoint(
         os.replace(partial, final)
         if keep > 0:
             for old in list_checkpoints(output_dir)[:-keep]:
-                shutil.rmtree(old)
+                prune(old)
     accelerator.wait_for_everyone()
     return final
 

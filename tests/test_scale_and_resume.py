@@ -407,3 +407,24 @@ def test_task_models_use_sdpa_attention_by_default(minilm_tokenizer, tmp_path):
         BertCrfForTokenClassification.from_encoder(str(model), label_list=["O", "B-X", "I-X"]),
     ):
         assert task_model.encoder.config._attn_implementation == "sdpa"
+
+
+def test_pruning_is_atomic(tmp_path, monkeypatch):
+    """#13: an interruption during pruning must not leave a half-deleted checkpoint that still counts."""
+    from modeling_ade import checkpointing
+
+    root = tmp_path / "checkpoints"
+    for step in (1, 2):
+        folder = root / f"step_{step:08d}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x")
+        (folder / checkpointing.STATE_FILE).write_text("{}")
+
+    def interrupted_rmtree(path, *args, **kwargs):  # deletes the weights, then Ctrl-C
+        (Path(path) / "model.safetensors").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpointing.shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointing.prune(root / "step_00000001")
+    assert [p.name for p in checkpointing.list_checkpoints(tmp_path)] == ["step_00000002"]
