@@ -113,6 +113,26 @@ def save_checkpoint(
     return final
 
 
+def verify_checkpoint(path: Path) -> None:
+    """Read every file of a checkpoint once (the trainer state, safetensors headers and tensors, pickled optimizer /
+    scheduler / RNG states) and raise :class:`CheckpointError` naming the first that is damaged. Accelerate skips
+    an unreadable RNG state with an info line; a resume that promises identical results cannot."""
+    from safetensors import safe_open
+
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        try:
+            if file.name == STATE_FILE:
+                TrainerState(**json.loads(file.read_text(encoding="utf-8")))
+            elif file.suffix == ".safetensors":
+                with safe_open(str(file), framework="pt") as handle:
+                    for key in handle.keys():
+                        handle.get_tensor(key)
+            elif file.suffix in (".bin", ".pkl", ".pt", ".pth"):
+                torch.load(file, map_location="cpu", weights_only=False)
+        except Exception as err:  # any reader's error: the file is damaged
+            raise CheckpointError(f"{file}: damaged checkpoint file ({type(err).__name__}: {err})") from None
+
+
 def load_checkpoint(accelerator: Accelerator, path: Path) -> TrainerState:
     """Restore model, optimizer, scheduler and RNG states (after ``accelerator.prepare``) and the run's place."""
     accelerator.load_state(str(path))

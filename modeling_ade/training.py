@@ -22,13 +22,16 @@ from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
 from .checkpointing import (
+    CheckpointError,
     TrainerState,
     checkpoint_dir,
     find_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     rng_states,
     save_checkpoint,
     set_rng_states,
+    verify_checkpoint,
 )
 from .optim import build_param_groups, build_scheduler, describe_param_groups, resolve_warmup_steps
 
@@ -158,21 +161,39 @@ def _set_epoch(loader, epoch: int) -> None:
 
 def _resume(accelerator: Accelerator, args, batches_per_epoch: int) -> TrainerState:
     """``--resume-from``: load the checkpoint into the prepared objects and return where the run stands (a fresh
-    state when ``latest`` finds no checkpoint yet)."""
-    path = find_checkpoint(args.output_dir, args.resume_from)
-    if path is None:
+    state when ``latest`` finds no checkpoint yet). Every file is verified first (:func:`verify_checkpoint`): a
+    damaged named checkpoint is refused; with ``latest`` the newest intact one is used, and the log says which
+    was skipped and why."""
+    if args.resume_from == "latest":
+        candidates = list(reversed(list_checkpoints(args.output_dir)))
+        if not candidates:
+            logger.info(
+                f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, training from the "
+                "start",
+                main_process_only=True,
+            )
+            return TrainerState()
+    else:
+        candidates = [find_checkpoint(args.output_dir, args.resume_from)]
+    for number, path in enumerate(candidates):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as err:
+            if number + 1 == len(candidates):
+                raise CheckpointError(f"{err}; no intact checkpoint to resume from") from None
+            logger.warning(
+                f"--resume-from latest: {err}; falling back to the previous checkpoint {candidates[number + 1]}",
+                main_process_only=True,
+            )
+            continue
+        state = load_checkpoint(accelerator, path)
         logger.info(
-            f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, training from the start",
+            f"resumed from {path}: step {state.global_step}, epoch {state.epoch + 1}, "
+            f"{state.batches_done} of its {batches_per_epoch} batches done",
             main_process_only=True,
         )
-        return TrainerState()
-    state = load_checkpoint(accelerator, path)
-    logger.info(
-        f"resumed from {path}: step {state.global_step}, epoch {state.epoch + 1}, "
-        f"{state.batches_done} of its {batches_per_epoch} batches done",
-        main_process_only=True,
-    )
-    return state
+        return state
+    raise AssertionError("unreachable")
 
 
 def fit(

@@ -428,3 +428,29 @@ def test_pruning_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         checkpointing.prune(root / "step_00000001")
     assert [p.name for p in checkpointing.list_checkpoints(tmp_path)] == ["step_00000002"]
+
+
+def test_damaged_checkpoint_is_named_and_latest_falls_back(ade_data_dir, minilm_tokenizer, tmp_path):
+    """#13: a truncated checkpoint file used to end in a safetensors/JSON traceback, and a corrupt RNG state was
+    skipped silently by Accelerate."""
+    from modeling_ade.checkpointing import list_checkpoints
+
+    model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.1)
+    out = tmp_path / "out"
+    options = ["--checkpoint-every", "5", "--keep-checkpoints", "0", "--epochs", "1"]
+    check(run_train(ade_args(model, ade_data_dir, out, *options)))
+    saved = list_checkpoints(out)
+    assert len(saved) >= 2
+    newest = saved[-1]
+    weights_file = next(newest.rglob("*.safetensors"))
+    weights_file.write_bytes(weights_file.read_bytes()[:100])  # truncated
+    named = run_train(ade_args(model, ade_data_dir, out, *options, "--resume-from", str(newest)))
+    assert named.returncode == 2 and "Traceback" not in named.stderr
+    assert f"{weights_file}: damaged checkpoint file" in named.stderr
+    latest = check(run_train(ade_args(model, ade_data_dir, out, *options, "--resume-from", "latest")))
+    assert f"falling back to the previous checkpoint {saved[-2]}" in latest.stderr
+    assert f"resumed from {saved[-2]}" in latest.stderr
+    rng = next(saved[-2].rglob("random_states_0.pkl"))
+    rng.write_bytes(b"not a pickle")
+    refused = run_train(ade_args(model, ade_data_dir, out, *options, "--resume-from", str(saved[-2])))
+    assert refused.returncode == 2 and f"{rng}: damaged checkpoint file" in refused.stderr
