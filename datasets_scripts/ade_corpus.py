@@ -64,7 +64,13 @@ from typing import Any
 import datasets
 from tqdm.auto import tqdm
 
-from datasets_scripts.common import DataDirError, build_dataset_dict, export_parquet, resolve_data_dir
+from datasets_scripts.common import (
+    DataDirError,
+    build_dataset_dict,
+    export_parquet,
+    read_utf8,
+    resolve_data_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -466,7 +472,10 @@ def parse_relation_line(line: str, *, source: str = RELATIONS_FILE, lineno: int 
 
 def _read_lines(path: Path, expected: str) -> list[tuple[int, str]]:
     """Non-blank lines of ``path`` as ``(1-based line number, line)``; raises on an empty file."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_utf8(path)
+    except UnicodeError as err:
+        raise AdeFormatError(str(err)) from None
     lines = [(i, raw.rstrip("\r")) for i, raw in enumerate(text.split("\n"), start=1)]
     lines = [(i, line) for i, line in lines if line.strip()]
     if not lines:

@@ -62,6 +62,7 @@ export OUT`` (Parquet + dataset card for the Hub) and ``... stats`` (statistics 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -74,7 +75,13 @@ from typing import Any, NamedTuple
 
 import datasets
 
-from datasets_scripts.common import build_dataset_dict, export_parquet, resolve_data_dir
+from datasets_scripts.common import (
+    NotUtf8Error,
+    build_dataset_dict,
+    export_parquet,
+    read_utf8,
+    resolve_data_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +145,13 @@ Recognition in the Healthcare Domain (MultiNER-Health). ROCLING 2023.
 
 _BIO_SET = frozenset(BIO_LABELS)
 _TYPE_SET = frozenset(ENTITY_TYPES)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return read_utf8(path)
+    except NotUtf8Error as err:
+        raise HealthNerFormatError(path, err.line, err.detail) from None
 
 
 class HealthNerFormatError(ValueError):
@@ -214,7 +228,7 @@ def read_char_tag_file(path: str | os.PathLike) -> Iterator[RawSentence]:
     chars: list[str] = []
     tags: list[str] = []
     start = 0
-    with open(path, encoding="utf-8-sig", newline=None) as f:
+    with io.StringIO(_read_text(path), newline=None) as f:
         for line_no, raw in enumerate(f, start=1):
             line = raw.rstrip("\r\n").rstrip(" \t")
             if not line:
@@ -256,7 +270,7 @@ def read_healthner_jsonl(path: str | os.PathLike) -> Iterator[RawSentence]:
     ``ner_tags`` may hold tag strings or ids into :data:`BIO_LABELS`. Blank lines are skipped.
     """
     path = Path(path)
-    with open(path, encoding="utf-8-sig", newline=None) as f:
+    with io.StringIO(_read_text(path), newline=None) as f:
         for line_no, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue

@@ -60,6 +60,27 @@ def resolve_data_dir(
     )
 
 
+class NotUtf8Error(UnicodeError):
+    """A file holds a byte that is not UTF-8: ``path``, 1-based ``line`` and ``detail`` (byte and offset)."""
+
+    def __init__(self, path: Path, line: int, detail: str):
+        self.path, self.line, self.detail = path, line, detail
+        super().__init__(f"{path.name}:{line}: {detail}")
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of ``path`` (a leading BOM dropped, line ends kept as they are); a byte that is not UTF-8
+    raises :class:`NotUtf8Error`, whose message names the file, line and byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        detail = f"not UTF-8 (byte 0x{data[start]:02x} at byte offset {start} of the file)"
+        raise NotUtf8Error(Path(path), line, detail) from None
+
+
 def build_dataset_dict(
     builder_cls: type[datasets.DatasetBuilder], config_name: str, **builder_kwargs
 ) -> datasets.DatasetDict:

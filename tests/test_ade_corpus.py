@@ -431,3 +431,13 @@ def test_dataset_loads_leave_no_temporary_folder(ade_data_dir, tmp_path):
         [sys.executable, "-c", script], check=True, env=env, cwd=Path(__file__).resolve().parents[1]
     )
     assert not list(tmp_path.glob("modeling_ade_ds_*")), "a dataset load left its temporary folder behind"
+
+
+def test_non_utf8_relation_file_names_file_line_and_byte(tmp_path):
+    """#13: used to end in a 54-line DatasetGenerationError naming no file."""
+    first = b"10030778|Intravenous azithromycin-induced ototoxicity.|ototoxicity|43|54|azithromycin|22|34\n"
+    (tmp_path / "DRUG-AE.rel").write_bytes(first + b"10030778|Caf\xe9 sentence.|x|1|2|y|3|4\n")
+    offset = len(first) + len(b"10030778|Caf")
+    message = rf"DRUG-AE.rel:2: not UTF-8 \(byte 0xe9 at byte offset {offset} "
+    with pytest.raises(ade_corpus.AdeFormatError, match=message):
+        ade_corpus.load_ade("relations", data_dir=tmp_path)

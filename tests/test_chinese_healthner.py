@@ -410,3 +410,13 @@ def test_format_detection_by_extension(tmp_path):
     assert [s.tags for s in chn.read_sentences(path, json_lines=True)] == [["B-BODY"]]
     with pytest.raises(chn.HealthNerFormatError, match="no_extension:1: "):
         list(chn.read_sentences(path))
+
+
+def test_non_utf8_custom_file_names_file_line_and_byte(tmp_path):
+    """#13: used to end in a 54-line DatasetGenerationError naming no file."""
+    bad = tmp_path / "mine.txt"
+    bad.write_bytes("頭 B-SYMP\n痛 I-SYMP\n\n".encode() + b"\xff O\n")
+    from datasets_scripts.chinese_healthner import HealthNerFormatError, load_healthner
+
+    with pytest.raises(HealthNerFormatError, match=r"mine.txt:4: not UTF-8 \(byte 0xff at byte offset 23"):
+        load_healthner("custom", data_files={"train": [str(bad)]})
