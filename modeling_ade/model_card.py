@@ -472,12 +472,20 @@ def _protocol_text(run: ModelRun) -> str:
                 "them (see `neg_false_positive_rate` below)."
             )
         elif "real_text" in metrics or "negatives_per_positive" in args:
+            ner_on_negatives = args.get("negatives_ner_loss") in (True, "True")
+            gate = (run.config or {}).get("sentence_gate")
             lines.append(
                 "Besides the sentences with relations it was trained on the corpus's negative sentences "
-                "(`ADE-NEG.txt`, no adverse event), as all-`O` sentences without relations: the nine of ten "
-                "PubMed-disjoint parts not held out for this fold, "
-                f"{args.get('negatives_per_positive', 1.0)} negative per positive sentence in each epoch; the "
-                "relation head also learned to say no to pairs with its own non-gold entity predictions "
+                "(`ADE-NEG.txt`, no adverse event; the nine of ten PubMed-disjoint parts not held out for this "
+                f"fold, {args.get('negatives_per_positive', 1.0)} negative per positive sentence in each epoch): "
+                + ("as all-`O` sentences for the NER head, " if ner_on_negatives else "")
+                + (
+                    "to train a sentence gate that rejects sentences stating no adverse event, "
+                    if gate
+                    else ""
+                )
+                + "and as sentences without relations for the relation head, which also learned to say no to "
+                "pairs with its own non-gold entity predictions "
                 f"(`--relation-negatives {args.get('relation_negatives', 'predicted-entities')}`)."
             )
         if run.fold is not None:
