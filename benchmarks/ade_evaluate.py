@@ -44,11 +44,22 @@ def main() -> None:
         "--relation-threshold", type=float, default=None, help="override the config's relation_threshold"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the evaluation.json of folds scored before (same threshold); score only the others",
+    )
     args = parser.parse_args()
     accelerator = Accelerator(cpu=True)
     negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
     per_fold = []
     for fold, folder in fold_dirs(args.run):
+        done = folder / "evaluation.json"
+        if args.reuse and args.relation_threshold is None and done.is_file():
+            metrics = json.loads(done.read_text(encoding="utf-8"))
+            per_fold.append({k: metrics[k] for k in ("overlap_kept", "overlap_removed", "real_text")})
+            print(f"fold {fold}: scored before ({done}), kept", flush=True)
+            continue
         overrides = {} if args.relation_threshold is None else {"relation_threshold": args.relation_threshold}
         model = JointNerReForAdeExtraction.from_pretrained(folder, **overrides).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
