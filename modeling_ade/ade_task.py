@@ -16,7 +16,7 @@ from .encoders import hub_name, resolve_model_name
 from .lora import apply_lora_from_args, save_adapter
 from .metrics import compute_ade_metrics, real_text_metrics
 from .modeling_joint_ner_re import JointNerReForAdeExtraction
-from .pipeline_ade_extraction import letter_scripts, relation_label, window_predictions
+from .pipeline_ade_extraction import letter_scripts, relation_label, script_filter, window_predictions
 from .training import fit, loggable, make_accelerator, run_record, write_json
 
 logger = get_logger(__name__)
@@ -111,8 +111,7 @@ def _predicted_doc(output, b: int, offsets: list, text: str, config) -> dict:
         else float(output.sentence_logits[b].float().softmax(-1)[1]),
         sentence_threshold=config.sentence_threshold,
     )
-    allowed = None if config.entity_scripts is None else set(config.entity_scripts)
-    fits = [allowed is None or letter_scripts(text[e["start"] : e["end"]]) <= allowed for e in entities]
+    fits = script_filter([text[e["start"] : e["end"]] for e in entities], config.entity_scripts)
     keys = [(e["type"], e["start"], e["end"]) for e in entities]
     return {
         "entities": [key for key, ok in zip(keys, fits) if ok],

@@ -58,6 +58,12 @@ def letter_scripts(text: str) -> set[str]:
     return scripts
 
 
+def script_filter(texts: list[str], entity_scripts: list[str] | None) -> list[bool]:
+    """For each entity text: may it be reported, given ``config.entity_scripts`` (``None`` allows everything)?"""
+    allowed = None if entity_scripts is None else set(entity_scripts)
+    return [allowed is None or letter_scripts(text) <= allowed for text in texts]
+
+
 def sentence_spans(text: str, language: str) -> list[tuple[int, int]]:
     """``(start, end_exclusive)`` character spans of the sentences of ``text`` (whitespace at their edges left
     out), from Wikimedia's ``sentencex``; a text without any non-space character gives ``[(0, len(text))]``."""
@@ -249,7 +255,6 @@ class AdeExtractionPipeline(ChunkPipeline):
         text = next(o["text"] for o in all_outputs if o["text"] is not None)
         threshold = getattr(config, "relation_threshold", 0.5)
         scripts = getattr(config, "entity_scripts", None)
-        allowed = None if scripts is None else set(scripts)
         kept: dict[tuple, dict] = {}
         relations: dict[tuple, tuple] = {}
         for output in all_outputs:
@@ -271,7 +276,7 @@ class AdeExtractionPipeline(ChunkPipeline):
                 sentence_threshold=getattr(config, "sentence_threshold", 0.5),
             )
             keys = [(e["start"], e["end"], e["type"]) for e in entities]
-            fits = [allowed is None or letter_scripts(text[k[0] : k[1]]) <= allowed for k in keys]
+            fits = script_filter([text[k[0] : k[1]] for k in keys], scripts)
             for key, entity, ok in zip(keys, entities, fits):
                 if ok and (key not in kept or entity["centrality"] > kept[key]["centrality"]):
                     kept[key] = entity
