@@ -78,8 +78,10 @@ import datasets
 from datasets_scripts.common import (
     NotUtf8Error,
     build_dataset_dict,
+    describe_repairs,
     export_parquet,
     read_utf8,
+    repair_bio,
     resolve_data_dir,
 )
 
@@ -101,9 +103,6 @@ ENTITY_TYPES: tuple[str, ...] = (
 
 BIO_LABELS: tuple[str, ...] = ("O", *[f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")])
 """``ner_tags`` class names: ``O``, ``B-BODY``, ``I-BODY``, ``B-SYMP``, ... (21 labels)."""
-
-REPAIR_KINDS: tuple[str, ...] = ("lowercase", "invalid_tag", "unknown_type", "orphan_inside")
-"""Keys of the repair counts returned by :func:`repair_bio`."""
 
 SPLIT_SEED = 20240601
 """Seed of the train/dev split: ``random.Random(f"{SPLIT_SEED}:{source}")``, one generator per source."""
@@ -175,35 +174,6 @@ class RawSentence(NamedTuple):
 
 # ----------------------------------------------------------------------------------------------
 # Pure parts: tag repair and file readers
-
-
-def repair_bio(tags: Sequence[str]) -> tuple[list[str], Counter[str]]:
-    """Repair one sentence's BIO tags; returns ``(tags, counts)`` with counts keyed by REPAIR_KINDS.
-
-    The rules run in order per tag (lower-case, invalid shape, unknown type), then an ``I-X`` whose
-    repaired predecessor is not ``B-X``/``I-X`` becomes ``B-X``. The output has the input's length.
-    """
-    counts: Counter[str] = Counter()
-    fixed: list[str] = []
-    prev = "O"
-    for tag in tags:
-        if tag != tag.upper():
-            counts["lowercase"] += 1
-            tag = tag.upper()
-        if tag != "O":
-            prefix, sep, etype = tag.partition("-")
-            if not sep or prefix not in ("B", "I") or not etype:
-                counts["invalid_tag"] += 1
-                tag = "O"
-            elif etype not in _TYPE_SET:
-                counts["unknown_type"] += 1
-                tag = "O"
-            elif prefix == "I" and prev not in (f"B-{etype}", f"I-{etype}"):
-                counts["orphan_inside"] += 1
-                tag = f"B-{etype}"
-        fixed.append(tag)
-        prev = tag
-    return fixed, counts
 
 
 def _parse_char_tag_line(path: Path, line_no: int, line: str) -> tuple[str, str]:
@@ -348,7 +318,7 @@ def read_examples(
     repaired_lines: list[int] = []
     repaired_sentences = 0
     for index, sent in enumerate(read_sentences(path, json_lines)):
-        tags, counts = repair_bio(sent.tags)
+        tags, counts = repair_bio(sent.tags, _TYPE_SET)
         if counts:
             totals.update(counts)
             repaired_sentences += 1
@@ -366,16 +336,8 @@ def read_examples(
             }
         )
     if totals:
-        kinds = ", ".join(f"{k}: {totals[k]}" for k in REPAIR_KINDS)
-        lines = sorted(set(repaired_lines))
-        shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
         logger.warning(
-            "%s: repaired BIO tags (%s) in %d of %d sentences; at line(s) %s; no sentence dropped",
-            path,
-            kinds,
-            repaired_sentences,
-            len(examples),
-            shown,
+            describe_repairs(totals, str(path), repaired_sentences, len(examples), repaired_lines, "line")
         )
     return examples
 

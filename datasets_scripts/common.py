@@ -1,4 +1,5 @@
-"""Shared by the corpus builders: where the raw data lives, and the Parquet + README export for the Hub.
+"""Shared by the corpus builders: where the raw data lives, BIO tag repair, and the Parquet + README export
+for the Hub.
 
 Each builder module (``ade_corpus``, ``chinese_healthner``) calls :func:`resolve_data_dir` to find its raw
 files and :func:`export_parquet` to write a folder that ``datasets.load_dataset(folder, config)`` reads
@@ -11,13 +12,71 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import datasets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+REPAIR_KINDS: tuple[str, ...] = ("lowercase", "invalid_tag", "unknown_type", "orphan_inside")
+"""Keys of the repair counts returned by :func:`repair_bio`."""
+
+
+def repair_bio(tags: Sequence[str], types: Collection[str] | None = None) -> tuple[list[str], Counter[str]]:
+    """Repair one sentence's BIO tags; returns ``(tags, counts)`` with counts keyed by :data:`REPAIR_KINDS`.
+
+    The one repair path for every way tags come in (the HealthNER files, ``train.py ner --dataset``, the
+    training windows). Per tag, in order:
+
+    - ``lowercase``: a lower-case prefix (``b-``, ``i-``, ``o``) is upper-cased; so is the type when
+      ``types`` is given and holds only its upper-case form (``i-drug`` -> ``I-DRUG``);
+    - ``invalid_tag``: not ``O``, ``B-<type>`` or ``I-<type>`` (``O-SYMP``, ``E-X``, ``X``, ``B-``) -> ``O``;
+    - ``unknown_type``: a type outside ``types`` (when given) -> ``O``;
+    - ``orphan_inside``: ``I-X`` whose repaired predecessor is not ``B-X``/``I-X`` -> ``B-X``.
+
+    The output has the input's length; the input is not changed.
+    """
+    counts: Counter[str] = Counter()
+    fixed: list[str] = []
+    prev = "O"
+    for tag in tags:
+        prefix, sep, etype = tag.partition("-")
+        upper_type = types is not None and etype not in types and etype.upper() in types
+        if prefix != prefix.upper() or upper_type:
+            counts["lowercase"] += 1
+            tag = f"{prefix.upper()}{sep}{etype.upper() if upper_type else etype}"
+            prefix = prefix.upper()
+            etype = etype.upper() if upper_type else etype
+        if tag != "O":
+            if not sep or prefix not in ("B", "I") or not etype:
+                counts["invalid_tag"] += 1
+                tag = "O"
+            elif types is not None and etype not in types:
+                counts["unknown_type"] += 1
+                tag = "O"
+            elif prefix == "I" and prev not in (f"B-{etype}", f"I-{etype}"):
+                counts["orphan_inside"] += 1
+                tag = f"B-{etype}"
+        fixed.append(tag)
+        prev = tag
+    return fixed, counts
+
+
+def describe_repairs(
+    totals: Counter[str], where: str, repaired: int, sentences: int, places: Sequence[int], unit: str
+) -> str:
+    """One warning line for :func:`repair_bio` counts over a file or split: kinds, sentences, first places."""
+    kinds = ", ".join(f"{k}: {totals[k]}" for k in REPAIR_KINDS)
+    places = sorted(set(places))
+    shown = ", ".join(map(str, places[:10])) + (" ..." if len(places) > 10 else "")
+    return (
+        f"{where}: repaired BIO tags ({kinds}) in {repaired} of {sentences} sentences; "
+        f"at {unit}(s) {shown}; no sentence dropped"
+    )
 
 
 class DataDirError(FileNotFoundError):

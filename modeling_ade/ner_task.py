@@ -15,9 +15,12 @@ represented one to one is counted and logged, never silent:
 - a sentence longer than ``--max-length`` tokens is split at word boundaries into consecutive windows
   of at most ``--max-length`` tokens (nothing is cut); each window is its own sequence in training and
   evaluation, and the predictions of the windows are joined back;
+- tags as loaded are repaired by :func:`datasets_scripts.common.repair_bio`, the one repair path the
+  HealthNER files use too (``O-SYMP`` -> ``O``, an orphan ``I-X`` -> ``B-X``, ...), with one warning
+  per split that counts each kind and names the first rows;
 - in the *training labels* only, an ``I-X`` that does not continue an ``X`` entity over the labelled
-  positions (after a dropped word, at a window start, or an orphan in the data) becomes ``B-X``, so
-  that the CRF's BIO constraints accept the gold path; counted as ``labels_repaired``.
+  positions (after a dropped word or at a window start) becomes ``B-X``, so that the CRF's BIO
+  constraints accept the gold path; counted as ``labels_repaired``.
 
 Evaluation is strict entity-level over the original words (characters): predicted tags are mapped back
 to the words and scored with :func:`modeling_ade.metrics.ner_scores_from_tags` (conlleval decoding).
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
+
+from datasets_scripts.common import describe_repairs, repair_bio
 
 from .ade_data import LengthGroupedBatchSampler
 from .configuration_bert_crf import check_bio_labels
@@ -77,15 +83,18 @@ def tagged_sentences_from_dataset(
     """Words and tag strings from a ``datasets.Dataset`` with a list-of-strings column and a tag column
     (a sequence of ``ClassLabel`` ids or of strings).
 
+    Tags are repaired with :func:`~datasets_scripts.common.repair_bio` (one logged warning per split).
+
     Raises:
         ValueError: a missing column (named, with the columns there are), integer tags without
             ``ClassLabel`` names, or a sentence whose words and tags differ in number.
     """
+
     _column(dataset, tokens_column, "--tokens-column", where)
     tag_feature = _column(dataset, tags_column, "--tags-column", where)
     inner = getattr(tag_feature, "feature", None)
     names = list(inner.names) if hasattr(inner, "names") else None
-    words, tags = [], []
+    words, tags, totals, repaired_rows = [], [], Counter(), []
     for index, (row_words, row_tags) in enumerate(zip(dataset[tokens_column], dataset[tags_column])):
         if not isinstance(row_words, list) or not all(isinstance(w, str) for w in row_words):
             raise ValueError(f"{where}: row {index}: column {tokens_column!r} must be a list of strings")
@@ -101,8 +110,17 @@ def tagged_sentences_from_dataset(
                 f"{where}: row {index}: {len(row_words)} words in {tokens_column!r} but "
                 f"{len(row_tags)} tags in {tags_column!r}"
             )
+        row_tags, counts = repair_bio(row_tags)
+        if counts:
+            totals.update(counts)
+            repaired_rows.append(index)
         words.append(list(row_words))
-        tags.append(list(row_tags))
+        tags.append(row_tags)
+    if totals:
+        # plain logging: this runs before (and without) an Accelerator
+        logging.getLogger(__name__).warning(
+            describe_repairs(totals, where, len(repaired_rows), len(tags), repaired_rows, "row")
+        )
     return TaggedSentences(words, tags, names)
 
 
@@ -243,17 +261,6 @@ class EncodedWindow:
     words: list[int]
 
 
-def repair_inside_tags(tags: list[str]) -> tuple[list[str], int]:
-    """``I-X`` not preceded by ``B-X`` or ``I-X`` -> ``B-X``; returns the tags and the number changed."""
-    repaired, changed, previous = [], 0, "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag, changed = "B-" + tag[2:], changed + 1
-        repaired.append(tag)
-        previous = tag
-    return repaired, changed
-
-
 def window_bounds(token_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
     """Consecutive word ranges ``[start, end)`` whose token counts sum to at most ``budget`` each.
 
@@ -322,8 +329,8 @@ def encode_sentences(
                 features["decode_mask"][t] = 1
             window_words = [start + word_ids[t] for t in first]
             if with_labels:
-                window_tags, changed = repair_inside_tags([tags[w] for w in window_words])
-                counts.labels_repaired += changed
+                window_tags, changed = repair_bio([tags[w] for w in window_words])
+                counts.labels_repaired += sum(changed.values())
                 features["labels"] = [IGNORE] * len(word_ids)
                 for t, tag in zip(first, window_tags):
                     features["labels"][t] = label2id[tag]
@@ -533,7 +540,6 @@ __all__ = [
     "format_ner_table",
     "load_ner_data",
     "load_tokenizer",
-    "repair_inside_tags",
     "run_ner",
     "tagged_sentences_from_dataset",
     "window_bounds",

@@ -89,15 +89,15 @@ def test_labels_order():
     ],
 )
 def test_repair_bio_each_kind(tags, expected, counts):
-    assert chn.repair_bio(tags) == (expected, Counter(counts))
+    assert chn.repair_bio(tags, chn.ENTITY_TYPES) == (expected, Counter(counts))
 
 
 def test_repair_bio_combined_and_clean():
-    fixed, counts = chn.repair_bio(["i-drug", "O-X", "I-DRUG", "B-XYZ", "I-CHEM"])
+    fixed, counts = chn.repair_bio(["i-drug", "O-X", "I-DRUG", "B-XYZ", "I-CHEM"], chn.ENTITY_TYPES)
     assert fixed == ["B-DRUG", "O", "B-DRUG", "O", "B-CHEM"]
     assert counts == Counter(lowercase=1, invalid_tag=1, unknown_type=1, orphan_inside=3)
     clean = ["O", "B-BODY", "I-BODY", "B-TIME"]
-    assert chn.repair_bio(clean) == (clean, Counter())
+    assert chn.repair_bio(clean, chn.ENTITY_TYPES) == (clean, Counter())
 
 
 # ------------------------------------------------------------------------------------------ real data
@@ -146,9 +146,12 @@ def test_ft_orphan_inside_repaired_and_counted(healthner_data_dir, caplog):
     path = healthner_data_dir / chn.SOURCE_FILES["multiner_ft"]
     raw = list(chn.read_char_tag_file(path))
     orphans = [
-        (s.line_no + i, s.tags[i]) for s in raw for i in range(len(s.tags)) if chn.repair_bio(s.tags)[1]
+        (s.line_no + i, s.tags[i])
+        for s in raw
+        for i in range(len(s.tags))
+        if chn.repair_bio(s.tags, chn.ENTITY_TYPES)[1]
     ]
-    assert sum(chn.repair_bio(s.tags)[1]["orphan_inside"] for s in raw) == 4
+    assert sum(chn.repair_bio(s.tags, chn.ENTITY_TYPES)[1]["orphan_inside"] for s in raw) == 4
     with caplog.at_level(logging.WARNING, logger=chn.__name__):
         examples = chn.read_examples(path, "multiner_ft", "ft")
     assert len(examples) == 2035 and orphans

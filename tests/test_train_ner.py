@@ -2,7 +2,9 @@
 
 import argparse
 import json
+import logging
 import os
+from collections import Counter
 from types import SimpleNamespace
 
 import datasets
@@ -11,6 +13,7 @@ import torch
 from transformers import pipeline
 
 import train
+from datasets_scripts.common import repair_bio
 from modeling_ade.encoders import M3E_SMALL, resolve_model_name
 from modeling_ade.ner_task import (
     NerCollator,
@@ -19,7 +22,6 @@ from modeling_ade.ner_task import (
     encode_sentences,
     load_tokenizer,
     predict_word_tags,
-    repair_inside_tags,
     tagged_sentences_from_dataset,
     window_bounds,
 )
@@ -63,12 +65,36 @@ def test_window_bounds():
         window_bounds([1, 5], 4)
 
 
-def test_repair_inside_tags():
-    assert repair_inside_tags(["I-A", "I-A", "O", "I-B", "B-A", "I-B"]) == (
+def test_repair_bio_any_types():
+    """Without a type list (``--dataset``), any type is kept and only its shape and order are repaired."""
+    assert repair_bio(["I-A", "I-A", "O", "I-B", "B-A", "I-B"]) == (
         ["B-A", "I-A", "O", "B-B", "B-A", "B-B"],
-        3,
+        Counter(orphan_inside=3),
     )
-    assert repair_inside_tags(["B-A", "I-A"]) == (["B-A", "I-A"], 0)
+    assert repair_bio(["B-drug", "I-drug"]) == (["B-drug", "I-drug"], Counter())  # the user's type names
+    assert repair_bio(["b-drug", "O-SYMP", "i-drug", "E-X"]) == (
+        ["B-drug", "O", "B-drug", "O"],
+        Counter(lowercase=2, invalid_tag=2, orphan_inside=1),
+    )
+
+
+def test_dataset_tags_repaired_with_counts(caplog):
+    """``O-SYMP`` and an orphan ``I-`` in a ``--dataset`` are repaired as the HealthNER files are."""
+    ds = datasets.Dataset.from_dict(
+        {
+            "tokens": [["a", "b", "c"], ["d", "e"], ["f"]],
+            "ner_tags": [["O-SYMP", "I-SYMP", "I-SYMP"], ["B-X", "I-X"], ["i-x"]],
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        data = tagged_sentences_from_dataset(ds, "tokens", "ner_tags", "mine.jsonl")
+    assert data.tags == [["O", "B-SYMP", "I-SYMP"], ["B-X", "I-X"], ["B-x"]]
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert message.startswith(
+        "mine.jsonl: repaired BIO tags (lowercase: 1, invalid_tag: 1, unknown_type: 0, "
+    )
+    assert "orphan_inside: 2) in 2 of 3 sentences; at row(s) 0, 2;" in message
+    assert bio_label_list([data]) == ["O", "B-SYMP", "I-SYMP", "B-X", "I-X", "B-x", "I-x"]
 
 
 def test_bio_label_list():
@@ -133,7 +159,7 @@ def test_encoding_counts_dropped_characters_and_windows_long_sentences(m3e_token
         assert len(features["input_ids"]) <= 8
         assert sum(features["decode_mask"]) == len(window.words)
         labelled = [LABELS[i] for i in features["labels"] if i != -100]
-        assert labelled == repair_inside_tags([tags[w] for w in window.words])[0]
+        assert labelled == repair_bio([tags[w] for w in window.words])[0]
         assert labelled[0][:2] != "I-"  # a window starting inside an entity starts it with B-
     assert windows[0].words[-1] == 6 and windows[1].words[0] == 7  # 阿 斯 | 匹 靈: the drug is cut
     assert counts.labels_repaired == 1  # 匹 starts the second window: B-DRUG in its labels
@@ -238,7 +264,7 @@ def test_healthner_run_writes_model_metrics_and_arguments(healthner_data_dir, m3
 
 
 @pytest.mark.slow
-def test_custom_jsonl_dataset_with_string_tags(m3e_path, tmp_path):
+def test_custom_jsonl_dataset_with_string_tags(m3e_path, tmp_path, caplog):
     rows = [
         {
             "tokens": list("患者服用阿斯匹靈後胃痛"),
@@ -247,7 +273,8 @@ def test_custom_jsonl_dataset_with_string_tags(m3e_path, tmp_path):
         {"tokens": list("頭\u3000痛很久了"), "ner_tags": ["B-SYMP", "I-SYMP", "I-SYMP", "O", "O", "O"]},
         {
             "tokens": list("今天天氣很好，沒有頭痛也沒有胃痛"),
-            "ner_tags": ["O"] * 9 + ["B-SYMP", "I-SYMP"] + ["O"] * 3 + ["B-SYMP", "I-SYMP"],
+            # O-SYMP and an orphan I- (repaired to O and B-SYMP, with a warning), as in the HealthNER files
+            "ner_tags": ["O-SYMP"] + ["O"] * 8 + ["I-SYMP", "I-SYMP"] + ["O"] * 3 + ["B-SYMP", "I-SYMP"],
         },
     ] * 3
     path = tmp_path / "mine.jsonl"
@@ -272,6 +299,13 @@ def test_custom_jsonl_dataset_with_string_tags(m3e_path, tmp_path):
         ]
     )
     metrics, args = check_run(out, 9, 3)
+    repairs = [r.getMessage() for r in caplog.records if "repaired BIO tags" in r.getMessage()]
+    assert len(repairs) == 2 and all(str(path) in m for m in repairs)  # training and evaluation split
+    assert (
+        "invalid_tag: 3" in repairs[0]
+        and "orphan_inside: 3" in repairs[0]
+        and "at row(s) 2, 5, 8;" in repairs[0]
+    )
     assert args["dataset"] == str(path) and args["head"] == "softmax"
     assert metrics["n_gold_entities"] == 5  # the entity with the dropped U+3000 counts as gold
     evaluation = metrics["encoding"]["evaluation"]
