@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | ade | ade-real-text | splitters | ner-ablation | scale). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -12,6 +12,11 @@ if [[ $which == all || $which == crf ]]; then
   echo "== CRF vs pytorch-crf (installed for the benchmark only) =="
   $PY -m pip install -q pytorch-crf==0.7.2
   $PY benchmarks/bench_crf.py --threads 1 --repeats 50 --output "$OUT/crf.json"
+fi
+
+if [[ $which == all || $which == crf-step ]]; then
+  echo "== BERT-CRF training step with and without decoding (one thread) =="
+  OMP_NUM_THREADS=1 $PY benchmarks/bench_crf_step.py --threads 1 --output "$OUT/crf_step.json"
 fi
 
 if [[ $which == all || $which == ade ]]; then

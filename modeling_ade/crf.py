@@ -198,7 +198,7 @@ class CRF(nn.Module):
         emit = _gather_emissions(emissions, order, mask_c, dtype)
         # shape: (B, L); tag 0 on the padding slots (masked out of the score)
         gold = tags.gather(1, order).masked_fill(~mask_c, 0)
-        start, transitions, end = self._scores(dtype)
+        start, transitions, end = self.constrained_scores(dtype)
 
         # shape: (B,)
         gold_score = _path_score(emit, gold, mask_c, lengths, start, transitions, end)
@@ -239,7 +239,7 @@ class CRF(nn.Module):
             order, lengths, mask_c = _compact(mask)
             # shape: (B, L, C)
             emit = _gather_emissions(emissions, order, mask_c, dtype)
-            start, transitions, end = self._scores(dtype)
+            start, transitions, end = self.constrained_scores(dtype)
 
             # Tag-major layout: the max over the previous tag reduces the outermost dimension of a
             # (C, C, B) tensor, which vectorises well (a max with indices does not, so the
@@ -277,6 +277,53 @@ class CRF(nn.Module):
             best_path = torch.stack(path, dim=1).masked_fill(~mask_c, pad_tag)
             out.scatter_(1, order, best_path)
         return out
+
+    def max_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Score of the best path through each (position, tag), over the chain of ``mask`` positions
+        (forward and backward max-product recursions; constraints applied as in :meth:`decode`).
+
+        Args:
+            emissions: ``(B, T, C)`` float.
+            mask: ``(B, T)`` bool; the chain runs over the ``True`` positions (gaps allowed).
+
+        Returns:
+            ``(B, T, C)`` in the compute dtype (at least float32): at a masked position ``t``, ``m_t(c)`` =
+            the best score of a path over the row's chain whose tag at ``t`` is ``c`` (its max over ``c`` is
+            the Viterbi score); 0 elsewhere. No gradient flows through it.
+        """
+        with torch.no_grad():
+            dtype = self._compute_dtype(emissions)
+            emissions = emissions.to(dtype)
+            start, transitions, end = self.constrained_scores(dtype)
+            batch_size, seq_len, num_tags = emissions.shape
+            # shape: (B, 1)
+            started = torch.zeros(batch_size, 1, dtype=torch.bool, device=emissions.device)
+            # Best score of a path over the chain up to the last masked position <= t, ending in each tag.
+            # shape: (B, C)
+            forward_score = start.expand(batch_size, num_tags)
+            forward_scores = []
+            for t in range(seq_len):
+                # shape: (B, 1)
+                active = mask[:, t : t + 1]
+                # (B, C, 1) + (C, C) -> max over the previous tag; shape: (B, C)
+                step = (forward_score.unsqueeze(2) + transitions).amax(dim=1)
+                step = torch.where(started, step, start) + emissions[:, t]
+                forward_score = torch.where(active, step, forward_score)
+                started = started | active
+                forward_scores.append(forward_score)
+            # Best score of the rest of the chain after position t, given the tag at the last masked
+            # position <= t. shape: (B, C)
+            backward_score = end.expand(batch_size, num_tags)
+            marginals = [emissions.new_zeros(batch_size, num_tags)] * seq_len
+            for t in range(seq_len - 1, -1, -1):
+                # shape: (B, 1)
+                active = mask[:, t : t + 1]
+                marginals[t] = torch.where(active, forward_scores[t] + backward_score, 0.0)
+                # (C, C) + (B, 1, C) -> max over the next tag; shape: (B, C)
+                step = (transitions + (emissions[:, t] + backward_score).unsqueeze(1)).amax(dim=2)
+                backward_score = torch.where(active, step, backward_score)
+            # shape: (B, T, C)
+            return torch.stack(marginals, dim=1)
 
     def _validate(
         self,
@@ -329,8 +376,9 @@ class CRF(nn.Module):
         dtype = torch.promote_types(emissions.dtype, self.transitions.dtype)
         return torch.promote_types(dtype, torch.float32)
 
-    def _scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Start ``(C,)``, transition ``(C, C)`` and end ``(C,)`` scores, constraints applied."""
+    def constrained_scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Start ``(C,)``, transition ``(C, C)`` (``[previous, next]``) and end ``(C,)`` scores in ``dtype``,
+        forbidden starts / transitions set to the constraint penalty: the scores every path is scored by."""
         start = self.start_transitions.to(dtype)
         transitions = self.transitions.to(dtype)
         allowed_start = self.allowed_start

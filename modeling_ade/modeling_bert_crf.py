@@ -45,7 +45,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
 from .configuration_bert_crf import BertCrfConfig
-from .crf import CONSTRAINT_PENALTY, CRF, bio_constraints
+from .crf import CRF, bio_constraints
 
 logger = logging.get_logger(__name__)
 
@@ -60,7 +60,7 @@ _POOLED_ENCODERS = {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}  # t
 
 @dataclass
 class BertCrfOutput(ModelOutput):
-    """Output of [`BertCrfForTokenClassification`], the same in training and inference.
+    """Output of [`BertCrfForTokenClassification`].
 
     Shapes: B batch, T tokens, C tags (`config.num_labels`).
 
@@ -70,78 +70,17 @@ class BertCrfOutput(ModelOutput):
             head: cross-entropy, mean over the positions where `labels != -100`.
         logits (`(B, T, C)`): per-token argmax = the decoded tags (`tags`) at every decoded position. CRF
             head: max-marginals relative to the Viterbi path (see the module docstring), no gradient;
-            raw emissions outside the decode mask. Softmax head: the emissions.
+            raw emissions outside the decode mask; `None` in a training step (see `decode_tags`).
+            Softmax head: the emissions.
         emissions (`(B, T, C)`): the head's per-token tag scores, before the CRF (with gradient).
         tags (`(B, T)` long): decoded tag ids on the decode mask (Viterbi for the CRF head, argmax for
-            the softmax head), -100 elsewhere.
+            the softmax head), -100 elsewhere; CRF head: `None` in a training step (see `decode_tags`).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     emissions: torch.Tensor | None = None
     tags: torch.Tensor | None = None
-
-
-def constrained_scores(crf: CRF, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The CRF's start ``(C,)``, transition ``(C, C)`` and end ``(C,)`` scores in ``dtype``, with its
-    forbidden starts / transitions set to ``CONSTRAINT_PENALTY`` (as the CRF scores paths)."""
-    start = crf.start_transitions.to(dtype)
-    transitions = crf.transitions.to(dtype)
-    if crf.allowed_start is not None:
-        start = start.masked_fill(~crf.allowed_start, CONSTRAINT_PENALTY)
-    if crf.allowed_transitions is not None:
-        transitions = transitions.masked_fill(~crf.allowed_transitions, CONSTRAINT_PENALTY)
-    return start, transitions, crf.end_transitions.to(dtype)
-
-
-@torch.no_grad()
-def max_marginals(
-    emissions: torch.Tensor,
-    mask: torch.Tensor,
-    start: torch.Tensor,
-    transitions: torch.Tensor,
-    end: torch.Tensor,
-) -> torch.Tensor:
-    """Score of the best path through each (position, tag), over the chain of ``mask`` positions.
-
-    Args:
-        emissions: ``(B, T, C)`` float.
-        mask: ``(B, T)`` bool; the chain runs over the ``True`` positions (gaps allowed).
-        start, transitions, end: ``(C,)``, ``(C, C)`` (``[previous, next]``), ``(C,)`` scores.
-
-    Returns:
-        ``(B, T, C)``: at a masked position ``t``, ``m_t(c)`` = the best score of a path over the row's
-        chain whose tag at ``t`` is ``c`` (its max over ``c`` is the Viterbi score); 0 elsewhere.
-    """
-    batch_size, seq_len, num_tags = emissions.shape
-    # shape: (B, 1)
-    started = torch.zeros(batch_size, 1, dtype=torch.bool, device=emissions.device)
-    # Best score of a path over the chain up to the last masked position <= t, ending in each tag.
-    # shape: (B, C)
-    forward_score = start.expand(batch_size, num_tags)
-    forward_scores = []
-    for t in range(seq_len):
-        # shape: (B, 1)
-        active = mask[:, t : t + 1]
-        # (B, C, 1) + (C, C) -> max over the previous tag; shape: (B, C)
-        step = (forward_score.unsqueeze(2) + transitions).amax(dim=1)
-        step = torch.where(started, step, start) + emissions[:, t]
-        forward_score = torch.where(active, step, forward_score)
-        started = started | active
-        forward_scores.append(forward_score)
-    # Best score of the rest of the chain after position t, given the tag at the last masked
-    # position <= t. shape: (B, C)
-    backward_score = end.expand(batch_size, num_tags)
-    marginals = [emissions.new_zeros(batch_size, num_tags)] * seq_len
-    for t in range(seq_len - 1, -1, -1):
-        # shape: (B, 1)
-        active = mask[:, t : t + 1]
-        marginals[t] = torch.where(active, forward_scores[t] + backward_score, 0.0)
-        # (C, C) + (B, 1, C) -> max over the next tag; shape: (B, C)
-        step = (transitions + (emissions[:, t] + backward_score).unsqueeze(1)).amax(dim=2)
-        backward_score = torch.where(active, step, backward_score)
-    # shape: (B, T, C)
-    return torch.stack(marginals, dim=1)
 
 
 def path_logits(
@@ -153,7 +92,7 @@ def path_logits(
         emissions: ``(B, T, C)``; kept as they are outside ``mask``.
         tags: ``(B, T)`` long, the decoded path (any value outside ``mask``).
         mask: ``(B, T)`` bool.
-        marginals: ``(B, T, C)`` from :func:`max_marginals`.
+        marginals: ``(B, T, C)`` from :meth:`CRF.max_marginals`.
 
     Returns:
         ``(B, T, C)`` in the marginals' dtype: 0 at the path's tag, ``min(m(c) - m(tag), -TIE_MARGIN)``
@@ -259,6 +198,7 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decode_mask: torch.Tensor | None = None,
+        decode_tags: bool | None = None,
         **kwargs,
     ) -> BertCrfOutput:
         r"""
@@ -269,6 +209,9 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
                 must form a valid BIO path over its labelled positions.
             decode_mask (`(B, T)` bool, *optional*): positions to decode; defaults to `labels != -100`
                 when labels are given, else to the non-special, non-padding tokens (module docstring).
+            decode_tags (`bool`, *optional*): CRF head: run Viterbi and the max-marginals for `tags` and
+                `logits`. Default: yes, except in a training step (training mode with `labels`), where
+                only the loss is needed and `tags` and `logits` are `None`.
         """
         encoder_kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:
@@ -283,16 +226,16 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
             decode_mask = self.default_decode_mask(input_ids, attention_mask)
         decode_mask = decode_mask.bool()
 
-        loss = None
+        loss = tags = logits = None
+        if decode_tags is None:
+            decode_tags = not (self.training and labels is not None)
         if self.crf is not None:
             if labels is not None:
                 loss = -self.crf(emissions, labels, mask=labels != IGNORE, reduction="mean")
-            tags = self.crf.decode(emissions.detach(), mask=decode_mask, pad_tag=IGNORE)  # shape: (B, T)
-            dtype = torch.promote_types(emissions.dtype, torch.float32)
-            marginals = max_marginals(
-                emissions.detach().to(dtype), decode_mask, *constrained_scores(self.crf, dtype)
-            )  # shape: (B, T, C)
-            logits = path_logits(emissions.detach(), tags, decode_mask, marginals)
+            if decode_tags:  # Viterbi + max-marginals: not in a training step, whose loss needs neither
+                tags = self.crf.decode(emissions.detach(), mask=decode_mask, pad_tag=IGNORE)  # shape: (B, T)
+                marginals = self.crf.max_marginals(emissions.detach(), decode_mask)  # shape: (B, T, C)
+                logits = path_logits(emissions.detach(), tags, decode_mask, marginals)
         else:
             if labels is not None:
                 loss = nn.functional.cross_entropy(
@@ -318,6 +261,7 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             decode_mask=decode_mask,
+            decode_tags=True,
         ).tags
 
 

@@ -13,10 +13,10 @@ from conftest import tiny_encoder_config
 from transformers import AutoModelForTokenClassification, pipeline
 
 from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
-from modeling_ade.crf import bio_constraints
+from modeling_ade.crf import CRF, bio_constraints
 from modeling_ade.encoders import M3E_SMALL, resolve_model_name
 from modeling_ade.metrics import bio_to_spans
-from modeling_ade.modeling_bert_crf import TIE_MARGIN, constrained_scores
+from modeling_ade.modeling_bert_crf import TIE_MARGIN
 
 LABELS = ["O", "B-A", "I-A", "B-B", "I-B"]
 CLS, SEP, PAD = 1, 2, 0
@@ -149,7 +149,7 @@ def test_logits_argmax_equals_decode_equals_brute_force_viterbi(constrained):
     tags = model.decode(input_ids, attention_mask)
     assert torch.equal(out.tags, tags)
     assert torch.isfinite(out.logits).all()
-    start, transitions, end = (s.detach() for s in constrained_scores(model.crf, torch.float32))
+    start, transitions, end = (s.detach() for s in model.crf.constrained_scores(torch.float32))
     for b in range(input_ids.size(0)):
         positions = [t for t in range(input_ids.size(1)) if input_ids[b, t] not in (PAD, CLS, SEP)]
         viterbi, through = brute_force(out.emissions[b].detach(), positions, start, transitions, end)
@@ -230,7 +230,7 @@ def test_crf_loss_is_the_negative_log_likelihood_over_labelled_positions():
     input_ids, attention_mask = batch_with_gaps()
     labels = torch.tensor([[-100, 1, 2, -100, 0, -100, -100], [-100, 3, 4, 0, -100, -100, -100]])
     out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-    start, transitions, end = (s.detach() for s in constrained_scores(model.crf, torch.float32))
+    start, transitions, end = (s.detach() for s in model.crf.constrained_scores(torch.float32))
     nll = []
     for b in range(2):
         positions = (labels[b] != -100).nonzero().flatten().tolist()
@@ -281,6 +281,31 @@ def test_overfits_a_handful_of_sentences(head):
     model.eval()
     decoded = model.decode(input_ids, attention_mask)
     assert torch.equal(decoded, labels)  # -100 at [CLS], [SEP] and padding, the gold tags elsewhere
+
+
+def test_training_step_does_not_decode(monkeypatch):
+    """A training step (train mode + labels) computes the loss only: no Viterbi, no max-marginals."""
+    model = tiny_model(seed=3, classifier_dropout=0.0)
+    input_ids, attention_mask, labels = toy_batch()
+    model.eval()
+    expected = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert expected.tags is not None and expected.logits is not None  # evaluation decodes
+    calls = []
+    for name in ("decode", "max_marginals"):
+        original = getattr(CRF, name)
+        monkeypatch.setattr(
+            CRF, name, lambda self, *a, _o=original, _n=name, **k: calls.append(_n) or _o(self, *a, **k)
+        )
+    model.train()
+    torch.manual_seed(0)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert calls == [] and out.tags is None and out.logits is None
+    out.loss.backward()
+    torch.manual_seed(0)  # the same dropout masks: decoding changes nothing but the outputs it adds
+    asked = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, decode_tags=True)
+    assert calls == ["decode", "max_marginals"] and torch.equal(asked.loss, out.loss)
+    assert asked.tags.shape == expected.tags.shape and asked.logits.shape == expected.logits.shape
+    assert model(input_ids=input_ids, attention_mask=attention_mask).tags is not None  # no labels: decodes
 
 
 # ----------------------------------------------------------------------------------------------------
