@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from modeling_ade.settings import positive_int
+
 
 class InputError(ValueError):
     """A line of the input file cannot be used."""
@@ -118,13 +120,6 @@ def render_html(texts: list[str], results: list[dict]) -> str:
         )
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:

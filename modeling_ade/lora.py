@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from accelerate.logging import get_logger
 from torch import nn
 
 from .encoders import resolve_model_name
+from .settings import FineTuneSettings, LoraSettings
 
 ENCODER_ATTR = "encoder"  # where the task models keep their pre-trained encoder (their base_model_prefix)
 ADAPTER_NAME = "default"
@@ -58,7 +58,7 @@ logger = get_logger(__name__)
 __all__ = [
     "LoraSettings",
     "apply_lora",
-    "apply_lora_from_args",
+    "apply_lora_from_settings",
     "build_base_model",
     "default_target_modules",
     "encoder_target_pattern",
@@ -68,71 +68,6 @@ __all__ = [
     "lora_summary",
     "save_adapter",
 ]
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """The LoRA flags of ``train.py ade|ner``.
-
-    Attributes:
-        r: rank of the LoRA matrices (``--lora-r``), >= 1.
-        alpha: scaling numerator (``--lora-alpha``): the update is ``(alpha / r) · B A x``; None means ``2 * r``.
-        dropout: dropout on the LoRA branch's input (``--lora-dropout``), in [0, 1).
-        target_modules: encoder linear layers to adapt (``--lora-target-modules``); None means the encoder
-            family's default (:func:`default_target_modules`).
-    """
-
-    r: int
-    alpha: float | None = None
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.r, int) or self.r < 1:
-            raise ValueError(f"--lora-r must be an integer >= 1, got {self.r!r}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise ValueError(f"--lora-alpha must be > 0, got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--lora-dropout must be in [0, 1), got {self.dropout!r}")
-        if self.target_modules is not None and (
-            not self.target_modules
-            or not all(isinstance(m, str) and m.strip(".") for m in self.target_modules)
-        ):
-            raise ValueError(f"--lora-target-modules needs module names, got {self.target_modules!r}")
-
-    @property
-    def lora_alpha(self) -> float:
-        """``alpha``, or ``2 * r`` when not given."""
-        return float(2 * self.r if self.alpha is None else self.alpha)
-
-    @classmethod
-    def from_args(cls, args) -> LoraSettings | None:
-        """The settings of a parsed ``train.py`` command line; None without ``--lora-r``.
-
-        Raises:
-            ValueError: a LoRA flag without ``--lora-r``, or a bad value (named, with the value).
-        """
-        if args.lora_r is None:
-            given = [
-                flag
-                for flag, value in (
-                    ("--lora-alpha", args.lora_alpha),
-                    ("--lora-dropout", args.lora_dropout),
-                    ("--lora-target-modules", args.lora_target_modules),
-                )
-                if value is not None
-            ]
-            if given:
-                raise ValueError(f"{', '.join(given)} applies only with --lora-r")
-            return None
-        given = {
-            "alpha": args.lora_alpha,
-            "dropout": args.lora_dropout,
-            "target_modules": args.lora_target_modules,
-        }
-        if given["target_modules"] is not None:
-            given["target_modules"] = tuple(given["target_modules"])
-        return cls(r=args.lora_r, **{k: v for k, v in given.items() if v is not None})
 
 
 def default_target_modules(encoder_type: str) -> list[str]:
@@ -347,17 +282,17 @@ def lora_summary(settings: LoraSettings, peft_model) -> dict:
     }
 
 
-def apply_lora_from_args(model: nn.Module, args) -> tuple[nn.Module, dict | None]:
+def apply_lora_from_settings(model: nn.Module, settings: FineTuneSettings) -> tuple[nn.Module, dict | None]:
     """``train.py``'s entry: with ``--lora-r``, wrap ``model`` (:func:`apply_lora`, base = ``--model``) and log
     its trainable vs total parameters; returns the model to train and :func:`lora_summary` (None without
     ``--lora-r``: the model is returned unchanged)."""
-    settings = LoraSettings.from_args(args)
-    if settings is None:
+    lora = settings.lora
+    if lora is None:
         return model, None
-    peft_model = apply_lora(model, settings, base_model_name_or_path=args.model)
-    summary = lora_summary(settings, peft_model)
+    peft_model = apply_lora(model, lora, base_model_name_or_path=settings.model)
+    summary = lora_summary(lora, peft_model)
     logger.info(
-        f"LoRA r={settings.r}, alpha={summary['alpha']:g}, dropout={settings.dropout:g} on encoder modules "
+        f"LoRA r={lora.r}, alpha={summary['alpha']:g}, dropout={lora.dropout:g} on encoder modules "
         f"{summary['target_modules']!r}; heads trained fully: {', '.join(summary['modules_to_save'])}. "
         f"Trainable parameters: {summary['trainable_parameters']:,} of {summary['total_parameters']:,} "
         f"({100 * summary['trainable_share']:.2f} %: LoRA {summary['lora_parameters']:,}, heads "

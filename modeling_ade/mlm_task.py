@@ -21,6 +21,7 @@ import argparse
 import inspect
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,20 +53,23 @@ from .mlm_data import (
     special_template,
     split_held_out,
 )
+from .settings import TrainSettings
 from .training import fit, loggable, make_accelerator, run_record, write_json
 
 logger = get_logger(__name__)
 
 __all__ = [
-    "add_mlm_arguments",
-    "add_mlm_parser",
+    "DESCRIPTION",
+    "HELP",
+    "MlmSettings",
+    "add_arguments",
     "build_features",
     "collect_units",
     "evaluate_mlm",
     "load_dataset_units",
     "masked_lm_class",
     "parse_dataset_spec",
-    "run_mlm",
+    "run",
 ]
 
 DRUG_DOSE_CONFIG = "drug_dose"
@@ -83,11 +87,59 @@ def _dataset_configs() -> dict[str, tuple[str, ...]]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# arguments
+# settings and arguments
+
+HELP = "continual pre-training of an encoder: masked LM (+ optional NSP) on domain text"
+DESCRIPTION = (
+    "Continue masked-language-model training (15 % masking, optional next-sentence prediction) of an encoder "
+    "on domain text, ClinicalBERT-style. OUT is an ordinary encoder checkpoint for `train.py ade --model OUT` "
+    "or `train.py ner --model OUT`."
+)
 
 
-def add_mlm_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``train.py mlm`` beyond the shared ones (``add_common_arguments``)."""
+@dataclass(frozen=True, kw_only=True)
+class MlmSettings(TrainSettings):
+    """``train.py mlm``: the shared settings plus the fields below (the "text" and "objectives" groups of
+    ``train.py mlm --help``)."""
+
+    task = "mlm"
+    model: str = MINILM
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_length: int = 128
+    train_file: tuple[str, ...] = ()
+    text_column: str = "text"
+    dataset: tuple[str, ...] = ()
+    exclude_fold: int | None = None
+    packing: bool = False
+    validation_split: float = 0.05
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = False
+    nsp: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "train_file", tuple(self.train_file))
+        object.__setattr__(self, "dataset", tuple(self.dataset))
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"--validation-split must be in [0, 1), got {self.validation_split}")
+        if self.nsp and self.packing:
+            raise ValueError(
+                "--packing and --nsp cannot be combined: NSP examples are sentence pairs (one sentence each side)"
+            )
+        if self.exclude_fold is not None and not 0 <= self.exclude_fold <= 9:
+            raise ValueError(f"--exclude-fold must be between 0 and 9, got {self.exclude_fold}")
+
+    @property
+    def sentence_pairs(self) -> bool:
+        return self.nsp
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train.py mlm`` beyond the shared ones."""
     g = parser.add_argument_group("text")
     g.add_argument(
         "--train-file",
@@ -148,24 +200,6 @@ def add_mlm_arguments(parser: argparse.ArgumentParser) -> None:
         help="add next-sentence prediction (50%% next sentence of the document, 50%% a sentence of "
         "another document); only for encoders with an NSP head (BERT), an error otherwise",
     )
-
-
-def add_mlm_parser(tasks, add_common_arguments) -> argparse.ArgumentParser:
-    """Register ``mlm`` on ``train.py``'s sub-parsers with the shared and the MLM flags."""
-    mlm = tasks.add_parser(
-        "mlm",
-        help="continual pre-training of an encoder: masked LM (+ optional NSP) on domain text",
-        description="Continue masked-language-model training (15 % masking, optional next-sentence "
-        "prediction) of an encoder on domain text, ClinicalBERT-style. OUT is an ordinary encoder "
-        "checkpoint for `train.py ade --model OUT` or `train.py ner --model OUT`.",
-    )
-    add_common_arguments(mlm, epochs=3, batch_size=32, learning_rate=5e-5, max_length=128, model=MINILM)
-    add_mlm_arguments(mlm)
-    return mlm
-
-
-# ----------------------------------------------------------------------------------------------------
-# text
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str, str | None]:
@@ -231,40 +265,42 @@ def load_dataset_units(spec: str, data_dir: str | None = None) -> list[TextUnit]
     ]
 
 
-def collect_units(args) -> tuple[list[TextUnit], dict]:
+def collect_units(settings) -> tuple[list[TextUnit], dict]:
     """All text of the run, cleaned, deduplicated and leakage-guarded; returns the units and a report of
     every count (also logged)."""
-    if not args.train_file and not args.dataset:
+    if not settings.train_file and not settings.dataset:
         raise ValueError("give some text: --train-file FILE... and/or --dataset NAME:CONFIG[:SPLIT]...")
-    specs = [parse_dataset_spec(spec) for spec in args.dataset]  # fail fast on a typo
+    specs = [parse_dataset_spec(spec) for spec in settings.dataset]  # fail fast on a typo
     units: list[TextUnit] = []
-    for path in args.train_file:
+    for path in settings.train_file:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--train-file {path}: no such file")
         if Path(path).suffix.lower() in (".jsonl", ".json"):
-            units += read_jsonl_file(path, args.text_column)
+            units += read_jsonl_file(path, settings.text_column)
         else:
             units += read_text_file(path)
-    for spec in args.dataset:
-        units += load_dataset_units(spec, args.data_dir)
+    for spec in settings.dataset:
+        units += load_dataset_units(spec, settings.data_dir)
     report: dict = {"texts_read": dict(Counter(u.source for u in units))}
     units, report["emptied_by_cleaning"] = clean_units(units)
     units, report["duplicates_dropped"] = dedupe_units(units)
     uses_ade = any(name == "ade_corpus" for name, _, _ in specs)
-    if args.exclude_fold is not None:
+    if settings.exclude_fold is not None:
         from datasets_scripts.ade_corpus import config_examples
 
         only_chinese = specs and all(name == "chinese_healthner" for name, _, _ in specs)
-        test = config_examples(f"fold_{args.exclude_fold}", None if only_chinese else args.data_dir)["test"]
+        test = config_examples(f"fold_{settings.exclude_fold}", None if only_chinese else settings.data_dir)[
+            "test"
+        ]
         units, dropped, cut = exclude_sentences(units, [e["text"] for e in test])
         report["exclude_fold"] = {
-            "fold": args.exclude_fold,
+            "fold": settings.exclude_fold,
             "test_sentences": len(test),
             "texts_dropped": dropped,
             "sentences_cut_from_longer_texts": cut,
         }
         logger.info(
-            f"--exclude-fold {args.exclude_fold}: dropped {dropped} texts equal to one of the fold's "
+            f"--exclude-fold {settings.exclude_fold}: dropped {dropped} texts equal to one of the fold's "
             f"{len(test)} test sentences and cut {cut} test sentences out of longer texts",
             main_process_only=True,
         )
@@ -300,12 +336,14 @@ def split_units(units: list[TextUnit], fraction: float, seed: int, by_document: 
 # examples
 
 
-def build_features(units: list[TextUnit], tokenizer, args, split: str, seed: int) -> tuple[list[dict], dict]:
+def build_features(
+    units: list[TextUnit], tokenizer, settings, split: str, seed: int
+) -> tuple[list[dict], dict]:
     """Examples of one split (line by line, packed, or NSP pairs) and their counts (also logged)."""
-    if args.nsp:
+    if settings.nsp:
         documents = build_documents(units)
         pairs = make_nsp_pairs(documents, seed)
-        features, truncated = encode_pairs(tokenizer, pairs, args.max_length)
+        features, truncated = encode_pairs(tokenizer, pairs, settings.max_length)
         report = {
             "documents": len(documents),
             "sentences": sum(map(len, documents)),
@@ -316,16 +354,18 @@ def build_features(units: list[TextUnit], tokenizer, args, split: str, seed: int
         logger.info(
             f"{split}: {report['documents']} documents, {report['sentences']} sentences -> {len(pairs)} NSP "
             f"pairs ({report['is_next']} next, {len(pairs) - report['is_next']} random); {truncated} longer "
-            f"than --max-length {args.max_length}, cut (longest sentence first)",
+            f"than --max-length {settings.max_length}, cut (longest sentence first)",
             main_process_only=True,
         )
         return features, report
     prefix, suffix = special_template(tokenizer)
-    size = args.max_length - len(prefix) - len(suffix)
+    size = settings.max_length - len(prefix) - len(suffix)
     if size < 1:
-        raise ValueError(f"--max-length {args.max_length} leaves no room for text after the special tokens")
+        raise ValueError(
+            f"--max-length {settings.max_length} leaves no room for text after the special tokens"
+        )
     encoded = encode_texts(tokenizer, [u.text for u in units])
-    if args.packing:
+    if settings.packing:
         separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         packed = pack_sequences(encoded, size, separator)
         pieces = list(zip(packed.blocks, packed.word_ids))
@@ -337,7 +377,7 @@ def build_features(units: list[TextUnit], tokenizer, args, split: str, seed: int
         }
         logger.info(
             f"{split}: {len(units)} texts, {packed.num_tokens} tokens packed into {len(pieces)} blocks of "
-            f"{args.max_length} tokens"
+            f"{settings.max_length} tokens"
             + (
                 f"; the last block holds {packed.remainder} text tokens (kept, shorter)"
                 if packed.remainder
@@ -359,7 +399,7 @@ def build_features(units: list[TextUnit], tokenizer, args, split: str, seed: int
         }
         logger.info(
             f"{split}: {len(units)} texts, {report['tokens']} tokens -> {len(pieces)} examples; {split_texts} "
-            f"texts longer than --max-length {args.max_length} were cut into several examples (nothing dropped)",
+            f"texts longer than --max-length {settings.max_length} were cut into several examples (nothing dropped)",
             main_process_only=True,
         )
     features = [
@@ -403,29 +443,29 @@ def masked_lm_class(config, *, nsp: bool, model_name: str):
     return cls
 
 
-def load_model(model_path: str, args):
+def load_model(model_path: str, settings):
     """The MLM (or MLM + NSP) model on the checkpoint's weights; logs the newly initialised heads.
 
     Returns ``(model, newly_initialised_parameter_names)``.
     """
-    kwargs = {"num_hidden_layers": args.num_hidden_layers} if args.num_hidden_layers else {}
+    kwargs = {"num_hidden_layers": settings.num_hidden_layers} if settings.num_hidden_layers else {}
     config = AutoConfig.from_pretrained(model_path, **kwargs)
-    cls = masked_lm_class(config, nsp=args.nsp, model_name=args.model)
+    cls = masked_lm_class(config, nsp=settings.nsp, model_name=settings.model)
     model, info = cls.from_pretrained(model_path, output_loading_info=True, **kwargs)
     missing = sorted(info["missing_keys"])
     unexpected = sorted(info["unexpected_keys"])
     if missing:
         logger.info(
-            f"{cls.__name__}: {len(missing)} weights are not in {args.model} and were newly initialised "
+            f"{cls.__name__}: {len(missing)} weights are not in {settings.model} and were newly initialised "
             f"(the checkpoint has no such head): {', '.join(missing)}",
             main_process_only=True,
         )
     else:
-        logger.info(f"{cls.__name__}: every weight loaded from {args.model}", main_process_only=True)
+        logger.info(f"{cls.__name__}: every weight loaded from {settings.model}", main_process_only=True)
     if unexpected:
         shown = sorted({".".join(k.split(".")[:3]) for k in unexpected})
         logger.info(
-            f"{len(unexpected)} weights of {args.model} are not used by {cls.__name__} (dropped layers, "
+            f"{len(unexpected)} weights of {settings.model} are not used by {cls.__name__} (dropped layers, "
             f"pooler ...): {', '.join(shown)}",
             main_process_only=True,
         )
@@ -484,57 +524,51 @@ def evaluate_mlm(accelerator, model, loader) -> dict:
 # the run
 
 
-def _check_args(args) -> None:
-    if not 0.0 < args.mlm_probability < 1.0:
-        raise ValueError(f"--mlm-probability must be in (0, 1), got {args.mlm_probability}")
-    if not 0.0 <= args.validation_split < 1.0:
-        raise ValueError(f"--validation-split must be in [0, 1), got {args.validation_split}")
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.nsp and args.packing:
-        raise ValueError(
-            "--packing and --nsp cannot be combined: NSP examples are sentence pairs (one sentence each side)"
-        )
-
-
-def run_mlm(args) -> dict:
-    """``train.py mlm``: continue pre-training ``args.model``; save model, tokenizer and ``metrics.json`` to
-    ``args.output_dir``. Returns the metrics (``before`` / ``after`` held-out MLM loss and perplexity)."""
+def run(settings: MlmSettings) -> dict:
+    """``train.py mlm``: continue pre-training ``settings.model``; save model, tokenizer and ``metrics.json`` to
+    ``settings.output_dir``. Returns the metrics (``before`` / ``after`` held-out MLM loss and perplexity)."""
     from accelerate.utils import set_seed
 
-    _check_args(args)
-    out = Path(args.output_dir)
-    model_path = resolve_model_name(args.model)
+    out = Path(settings.output_dir)
+    model_path = resolve_model_name(settings.model)
     config = AutoConfig.from_pretrained(model_path)
-    masked_lm_class(config, nsp=args.nsp, model_name=args.model)  # an unsupported --nsp fails before any work
+    masked_lm_class(
+        config, nsp=settings.nsp, model_name=settings.model
+    )  # an unsupported --nsp fails before any work
     positions = getattr(config, "max_position_embeddings", None)
-    if positions is not None and args.max_length > positions:
-        raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
-    accelerator = make_accelerator(args)
+    if positions is not None and settings.max_length > positions:
+        raise ValueError(f"--max-length {settings.max_length} exceeds the encoder's {positions} positions")
+    accelerator = make_accelerator(settings)
     if accelerator.is_main_process:
-        accelerator.init_trackers("mlm", config=loggable(vars(args)))
-    set_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, **tokenizer_kwargs(args.model))
+        accelerator.init_trackers("mlm", config=loggable(settings.record()))
+    set_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, **tokenizer_kwargs(settings.model))
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError(f"the tokenizer of {args.model} has no mask or pad token; it cannot do masked LM")
+        raise ValueError(
+            f"the tokenizer of {settings.model} has no mask or pad token; it cannot do masked LM"
+        )
 
     with accelerator.main_process_first():
-        units, data_report = collect_units(args)
-        train_units, eval_units = split_units(units, args.validation_split, args.seed, by_document=args.nsp)
-        train_units = train_units[: args.max_train_samples]
-        eval_units = eval_units[: args.max_eval_samples]
+        units, data_report = collect_units(settings)
+        train_units, eval_units = split_units(
+            units, settings.validation_split, settings.seed, by_document=settings.nsp
+        )
+        train_units = train_units[: settings.max_train_samples]
+        eval_units = eval_units[: settings.max_eval_samples]
         train_features, data_report["train"] = build_features(
-            train_units, tokenizer, args, "train", args.seed
+            train_units, tokenizer, settings, "train", settings.seed
         )
         eval_features, data_report["held_out"] = (
-            build_features(eval_units, tokenizer, args, "held-out", args.seed + 1) if eval_units else ([], {})
+            build_features(eval_units, tokenizer, settings, "held-out", settings.seed + 1)
+            if eval_units
+            else ([], {})
         )
     if not eval_features:
         logger.warning(
             "no held-out text (--validation-split 0): no MLM loss or perplexity", main_process_only=True
         )
 
-    model, newly_initialised = load_model(model_path, args)
+    model, newly_initialised = load_model(model_path, settings)
     vocab_size = len(tokenizer)
     if vocab_size > model.get_input_embeddings().num_embeddings:
         raise ValueError(
@@ -546,14 +580,14 @@ def run_mlm(args) -> dict:
         mask_token_id=tokenizer.mask_token_id,
         special_ids=tokenizer.all_special_ids,
         vocab_size=vocab_size,
-        mlm_probability=args.mlm_probability,
-        whole_word_masking=args.whole_word_masking,
-        seed=args.seed + accelerator.process_index,
+        mlm_probability=settings.mlm_probability,
+        whole_word_masking=settings.whole_word_masking,
+        seed=settings.seed + accelerator.process_index,
     )
     train_loader = DataLoader(
         train_features,
         batch_sampler=LengthGroupedBatchSampler(
-            [len(f["input_ids"]) for f in train_features], args.batch_size, args.seed
+            [len(f["input_ids"]) for f in train_features], settings.batch_size, settings.seed
         ),
         collate_fn=collator,
     )
@@ -561,12 +595,12 @@ def run_mlm(args) -> dict:
     evaluate = None
     if eval_features:
         # Fixed masks (seed = --seed) so "before" and "after" score the very same masked inputs.
-        masked_eval = premask_features(eval_features, collator, seed=args.seed)
+        masked_eval = premask_features(eval_features, collator, seed=settings.seed)
         order = sorted(range(len(masked_eval)), key=lambda i: len(masked_eval[i]["input_ids"]))
         eval_loader = accelerator.prepare(
             DataLoader(
                 [masked_eval[i] for i in order],
-                batch_size=args.eval_batch_size,
+                batch_size=settings.eval_batch_size,
                 collate_fn=lambda f: {
                     k: v for k, v in pad_features(f, tokenizer.pad_token_id).items() if k != "word_ids"
                 },
@@ -578,14 +612,14 @@ def run_mlm(args) -> dict:
 
         model.to(accelerator.device)
         metrics["before"] = evaluate()
-        metrics["eval_masking_seed"] = args.seed
+        metrics["eval_masking_seed"] = settings.seed
         logger.info(f"held-out before training: {metrics['before']}", main_process_only=True)
 
     history = fit(
         accelerator,
         model,
         train_loader,
-        args,
+        settings,
         description="mlm",
         on_epoch_end=(lambda epoch: {f"eval_{k}": v for k, v in evaluate().items()}) if evaluate else None,
         encoder_attr=model.base_model_prefix,
@@ -604,7 +638,7 @@ def run_mlm(args) -> dict:
         accelerator.unwrap_model(model).save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_json(out / "metrics.json", metrics)
-        write_json(out / "training_args.json", run_record(args))
+        write_json(out / "training_args.json", run_record(settings))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

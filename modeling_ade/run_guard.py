@@ -19,6 +19,8 @@ import os
 import socket
 from pathlib import Path
 
+from .settings import TrainSettings
+
 SETTINGS_FILE = "run_settings.json"
 LOCK_FILE = ".train.lock"
 FINISHED_MARKER = "metrics.json"
@@ -117,9 +119,9 @@ def acquire_lock(out: Path) -> Path:
     raise RunGuardError(f"could not take the lock {lock}")
 
 
-def guard_output_dir(args) -> None:
-    """Check ``args.output_dir`` before any training (see the module docstring); raise :class:`RunGuardError`."""
-    out = Path(args.output_dir)
+def guard_output_dir(settings: TrainSettings) -> None:
+    """Check ``settings.output_dir`` before any training (see the module docstring); raise :class:`RunGuardError`."""
+    out = Path(settings.output_dir)
     if out.exists() and not out.is_dir():
         raise RunGuardError(f"--output-dir {out} is a file, not a folder; nothing was trained")
     for parent in out.parents:
@@ -137,13 +139,13 @@ def guard_output_dir(args) -> None:
     if not os.access(out, os.W_OK):
         raise RunGuardError(f"--output-dir {out} is not writable; nothing was trained")
     acquire_lock(out)
-    current = result_settings(vars(args))
+    current = result_settings(settings.record())
     recorded_path = out / SETTINGS_FILE
     finished = (out / FINISHED_MARKER).is_file()
-    if getattr(args, "overwrite_output_dir", False):
+    if settings.overwrite_output_dir:
         recorded_path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
         return
-    if args.resume_from is not None:
+    if settings.resume_from is not None:
         if recorded_path.is_file():
             recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
             differences = settings_differences(recorded, current)

@@ -34,6 +34,7 @@ from .checkpointing import (
     verify_checkpoint,
 )
 from .optim import build_param_groups, build_scheduler, describe_param_groups, resolve_warmup_steps
+from .settings import TrainSettings
 
 logger = get_logger(__name__)
 
@@ -74,12 +75,12 @@ def check_launch(num_processes: int, environ=os.environ) -> None:
         )
 
 
-def make_accelerator(args) -> Accelerator:
+def make_accelerator(settings: TrainSettings) -> Accelerator:
     """The run's ``Accelerator``: mixed precision, gradient accumulation, ``torch.compile`` and, when asked
     for and installed, TensorBoard. Options left unset (``None``) come from ``accelerate launch`` / its config.
     Raises :class:`LaunchError` for a multi-process launch that would not train together."""
     log_with = None
-    if args.report_to == "tensorboard":
+    if settings.report_to == "tensorboard":
         if importlib.util.find_spec("tensorboard") is None:
             raise ValueError(
                 "--report-to tensorboard needs the `tensorboard` package (pip install tensorboard)"
@@ -93,17 +94,17 @@ def make_accelerator(args) -> Accelerator:
 
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        dynamo_backend="inductor" if args.torch_compile else None,
+        mixed_precision=settings.mixed_precision,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        dynamo_backend="inductor" if settings.torch_compile else None,
         log_with=log_with,
-        project_dir=str(Path(args.output_dir) / "logs"),
+        project_dir=str(Path(settings.output_dir) / "logs"),
     )
     check_launch(accelerator.num_processes)
     logger.info(
         f"{accelerator.num_processes} process(es), {accelerator.distributed_type}, device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}, gradient accumulation "
-        f"{args.gradient_accumulation_steps}, torch.compile {'on' if args.torch_compile else 'off'}",
+        f"{settings.gradient_accumulation_steps}, torch.compile {'on' if settings.torch_compile else 'off'}",
         main_process_only=True,
     )
     return accelerator
@@ -111,7 +112,7 @@ def make_accelerator(args) -> Accelerator:
 
 def make_optimizer(
     model: torch.nn.Module,
-    args,
+    settings: TrainSettings,
     num_training_steps: int,
     accelerator: Accelerator,
     encoder_attr: str = "encoder",
@@ -125,17 +126,17 @@ def make_optimizer(
     """
     groups = build_param_groups(
         model,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        layer_decay=args.layer_decay,
-        head_learning_rate=getattr(args, "head_learning_rate", None),
-        crf_learning_rate=getattr(args, "crf_learning_rate", None),
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        layer_decay=settings.layer_decay,
+        head_learning_rate=settings.head_learning_rate,
+        crf_learning_rate=settings.crf_learning_rate,
         encoder_attr=encoder_attr,
     )
     if accelerator.is_main_process:
         logger.info("parameter groups:\n" + describe_param_groups(groups))
-    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
-    warmup = resolve_warmup_steps(num_training_steps, args.warmup_steps, args.warmup_ratio)
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    warmup = resolve_warmup_steps(num_training_steps, settings.warmup_steps, settings.warmup_ratio)
     # `accelerator.prepare` makes the scheduler step `num_processes` times per optimizer step (it assumes a
     # schedule counted in single-process steps), so count the schedule in those units.
     scale = accelerator.num_processes
@@ -143,7 +144,7 @@ def make_optimizer(
         optimizer,
         total_steps=num_training_steps * scale,
         warmup_steps=warmup * scale,
-        schedule=args.scheduler,
+        schedule=settings.scheduler,
     )
     return optimizer, scheduler
 
@@ -159,22 +160,22 @@ def _set_epoch(loader, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
-def _resume(accelerator: Accelerator, args, batches_per_epoch: int) -> TrainerState:
+def _resume(accelerator: Accelerator, settings: TrainSettings, batches_per_epoch: int) -> TrainerState:
     """``--resume-from``: load the checkpoint into the prepared objects and return where the run stands (a fresh
     state when ``latest`` finds no checkpoint yet). Every file is verified first (:func:`verify_checkpoint`): a
     damaged named checkpoint is refused; with ``latest`` the newest intact one is used, and the log says which
     was skipped and why."""
-    if args.resume_from == "latest":
-        candidates = list(reversed(list_checkpoints(args.output_dir)))
+    if settings.resume_from == "latest":
+        candidates = list(reversed(list_checkpoints(settings.output_dir)))
         if not candidates:
             logger.info(
-                f"--resume-from latest: no checkpoint in {checkpoint_dir(args.output_dir)} yet, training from the "
+                f"--resume-from latest: no checkpoint in {checkpoint_dir(settings.output_dir)} yet, training from the "
                 "start",
                 main_process_only=True,
             )
             return TrainerState()
     else:
-        candidates = [find_checkpoint(args.output_dir, args.resume_from)]
+        candidates = [find_checkpoint(settings.output_dir, settings.resume_from)]
     for number, path in enumerate(candidates):
         try:
             verify_checkpoint(path)
@@ -200,13 +201,13 @@ def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
     train_loader,
-    args,
+    settings: TrainSettings,
     *,
     description: str = "train",
     on_epoch_end: Callable[[int], dict] | None = None,
     encoder_attr: str = "encoder",
 ) -> list[dict]:
-    """Train ``args.epochs`` epochs; returns one log dict per epoch (mean loss, seconds, and what ``on_epoch_end``
+    """Train ``settings.epochs`` epochs; returns one log dict per epoch (mean loss, seconds, and what ``on_epoch_end``
     adds).
 
     ``train_loader`` is not yet prepared; the model is prepared here together with optimizer and scheduler.
@@ -215,16 +216,16 @@ def fit(
     state is saved every N steps (:mod:`modeling_ade.checkpointing`); with ``--resume-from`` the run goes on
     from a checkpoint: same batches, same RNG, so it ends where an uninterrupted run ends.
     """
-    accumulation = args.gradient_accumulation_steps
+    accumulation = settings.gradient_accumulation_steps
     batches_per_epoch = math.ceil(len(train_loader) / max(accelerator.num_processes, 1))  # per process
     steps_per_epoch = math.ceil(batches_per_epoch / accumulation)
     optimizer, scheduler = make_optimizer(
-        model, args, steps_per_epoch * args.epochs, accelerator, encoder_attr=encoder_attr
+        model, settings, steps_per_epoch * settings.epochs, accelerator, encoder_attr=encoder_attr
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
-    state = _resume(accelerator, args, batches_per_epoch) if args.resume_from else TrainerState()
-    for epoch in range(state.epoch, args.epochs):
+    state = _resume(accelerator, settings, batches_per_epoch) if settings.resume_from else TrainerState()
+    for epoch in range(state.epoch, settings.epochs):
         model.train()
         _set_epoch(train_loader, epoch)
         loader, pending_rng = train_loader, None
@@ -241,7 +242,7 @@ def fit(
         count = state.loss_count
         bar = tqdm(
             loader,
-            desc=f"{description} epoch {epoch + 1}/{args.epochs}",
+            desc=f"{description} epoch {epoch + 1}/{settings.epochs}",
             initial=state.batches_done,
             total=batches_per_epoch,
             disable=not accelerator.is_local_main_process,
@@ -262,7 +263,7 @@ def fit(
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
-            if state.global_step % args.logging_steps == 0:
+            if state.global_step % settings.logging_steps == 0:
                 check_finite(total, f"epoch {epoch + 1}, step {state.global_step}")
                 logs = {"train/loss": outputs.loss.item(), "train/lr": scheduler.get_last_lr()[0]}
                 for key in ("ner_loss", "relation_loss"):
@@ -270,10 +271,10 @@ def fit(
                         logs[f"train/{key}"] = getattr(outputs, key).item()
                 accelerator.log(logs, step=state.global_step)
                 bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
-            if args.checkpoint_every and state.global_step % args.checkpoint_every == 0:
+            if settings.checkpoint_every and state.global_step % settings.checkpoint_every == 0:
                 check_finite(total, f"epoch {epoch + 1}, step {state.global_step}, before a checkpoint")
                 state.loss_sum, state.loss_count = accelerator.reduce(total.clone(), "sum").item(), count
-                save_checkpoint(accelerator, args.output_dir, state, args.keep_checkpoints)
+                save_checkpoint(accelerator, settings.output_dir, state, settings.keep_checkpoints)
         check_finite(accelerator.reduce(total.clone(), "sum"), f"epoch {epoch + 1}")
         epoch_log = {
             "epoch": epoch + 1,
@@ -300,9 +301,9 @@ LOCAL_PATH_ARGUMENTS = ("output_dir", "data_dir", "resume_from")
 """Arguments that hold paths of this machine: left out of the ``training_args.json`` that travels with a model."""
 
 
-def run_record(args) -> dict:
-    """The run's arguments for ``training_args.json``: :func:`loggable`, without :data:`LOCAL_PATH_ARGUMENTS`."""
-    return loggable({k: v for k, v in vars(args).items() if k not in LOCAL_PATH_ARGUMENTS})
+def run_record(settings: TrainSettings) -> dict:
+    """The run's settings for ``training_args.json``: :func:`loggable`, without :data:`LOCAL_PATH_ARGUMENTS`."""
+    return loggable({k: v for k, v in settings.record().items() if k not in LOCAL_PATH_ARGUMENTS})
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

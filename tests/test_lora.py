@@ -121,8 +121,7 @@ def test_lora_flags_are_in_help_and_checked(task, capsys, tmp_path):
             train.main([task, "--output-dir", out, *bad])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
-    args = train.build_parser().parse_args([task, "--output-dir", out])
-    assert LoraSettings.from_args(args) is None  # default: full fine-tuning
+    assert train.parse_settings([task, "--output-dir", out]).lora is None  # default: full fine-tuning
 
 
 # --------------------------------------------------------------------------------------------------------

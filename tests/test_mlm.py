@@ -34,18 +34,16 @@ from modeling_ade.mlm_data import (
     split_held_out,
     split_sentences,
 )
-from modeling_ade.mlm_task import add_mlm_parser, collect_units, parse_dataset_spec, run_mlm
+from modeling_ade.mlm_task import MlmSettings, collect_units, parse_dataset_spec, run
 
 MASK, CLS, SEP, PAD = 103, 101, 102, 0
 SPECIAL = [0, 100, 101, 102, 103]
 RANDOM_IDS = torch.tensor([i for i in range(1000, 2000)])
 
 
-def mlm_args(argv: list[str]) -> argparse.Namespace:
-    """Arguments as ``train.py mlm`` will parse them (shared flags + the MLM flags)."""
-    parser = argparse.ArgumentParser()
-    add_mlm_parser(parser.add_subparsers(dest="task"), train.add_common_arguments)
-    return parser.parse_args(["mlm", *argv])
+def mlm_args(argv: list[str]) -> MlmSettings:
+    """Settings as ``train.py mlm`` will build them (shared flags + the MLM flags)."""
+    return MlmSettings.from_args(train.build_parser(only="mlm").parse_args(["mlm", *argv]))
 
 
 @pytest.fixture(autouse=True)
@@ -425,7 +423,7 @@ def test_end_to_end_checkpoint_feeds_the_fine_tuning_models(tmp_path, tiny_check
     from modeling_ade.modeling_joint_ner_re import JointNerReForAdeExtraction
 
     out = tmp_path / "out"
-    metrics = run_mlm(
+    metrics = run(
         mlm_args(
             ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--train-file", str(corpus_file)]
             + ["--epochs", "1", "--batch-size", "4", "--max-length", "16", "--report-to", "none"]
@@ -459,9 +457,9 @@ def test_end_to_end_packing_and_nsp(tmp_path, tiny_checkpoint, corpus_file):
 
     common = ["--model", str(tiny_checkpoint), "--train-file", str(corpus_file), "--epochs", "1"]
     common += ["--batch-size", "8", "--max-length", "24", "--report-to", "none", "--validation-split", "0.25"]
-    packed = run_mlm(mlm_args([*common, "--output-dir", str(tmp_path / "packed"), "--packing"]))
+    packed = run(mlm_args([*common, "--output-dir", str(tmp_path / "packed"), "--packing"]))
     assert packed["data"]["train"]["blocks"] >= 2
-    nsp = run_mlm(mlm_args([*common, "--output-dir", str(tmp_path / "nsp"), "--nsp"]))
+    nsp = run(mlm_args([*common, "--output-dir", str(tmp_path / "nsp"), "--nsp"]))
     assert 0.0 <= nsp["after"]["nsp_accuracy"] <= 1.0
     assert nsp["data"]["held_out"]["documents"] >= 2
     config = json.loads((tmp_path / "nsp" / "config.json").read_text())
@@ -479,27 +477,33 @@ def test_nsp_without_nsp_head_errors_clearly(tmp_path, corpus_file):
         )
     ).save_pretrained(folder)
     args = mlm_args(
-        ["--model", str(folder), "--output-dir", str(tmp_path / "o"), "--train-file", str(corpus_file)]
+        [
+            "--model",
+            str(folder),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--train-file",
+            str(corpus_file),
+            "--nsp",
+        ]
     )
-    args.nsp = True
     with pytest.raises(
         ValueError, match=r"--nsp needs an encoder with a next-sentence-prediction head.*roberta"
     ):
-        run_mlm(args)
+        run(args)
 
 
 def test_packing_with_nsp_is_rejected(tmp_path, tiny_checkpoint, corpus_file):
-    args = mlm_args(
-        ["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), "--train-file", str(corpus_file)]
-        + ["--nsp", "--packing"]
-    )
     with pytest.raises(ValueError, match="--packing and --nsp cannot be combined"):
-        run_mlm(args)
+        mlm_args(
+            ["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), "--train-file", str(corpus_file)]
+            + ["--nsp", "--packing"]
+        )
 
 
 def test_every_mlm_flag_has_help():
-    parser = argparse.ArgumentParser()
-    mlm = add_mlm_parser(parser.add_subparsers(dest="task"), train.add_common_arguments)
+    parser = train.build_parser(only="mlm")
+    mlm = next(a for a in parser._actions if a.dest == "task").choices["mlm"]
     for action in mlm._actions:
         assert action.help, action.option_strings
 
@@ -514,12 +518,12 @@ def test_checkpoints_of_a_model_with_tied_weights_save_and_resume(tmp_path, tiny
     argv = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--train-file", str(corpus_file)]
     argv += ["--epochs", "2", "--batch-size", "4", "--max-length", "16", "--report-to", "none"]
     argv += ["--validation-split", "0.2", "--checkpoint-every", "3", "--keep-checkpoints", "0"]
-    run_mlm(mlm_args(argv))
+    run(mlm_args(argv))
     checkpoints = list_checkpoints(out)
     assert len(checkpoints) >= 2
     first = checkpoints[0]
     assert json.loads((first / STATE_FILE).read_text())["global_step"] == 3
     saved = load_file(first / "model.safetensors")
     assert any("word_embeddings" in name for name in saved)
-    resumed = run_mlm(mlm_args([*argv, "--resume-from", str(first)]))
+    resumed = run(mlm_args([*argv, "--resume-from", str(first)]))
     assert len(resumed["train_history"]) == 2 and resumed["after"]["masked_tokens"] > 0

@@ -1,6 +1,5 @@
 """train.py never loses a finished run or mixes two runs: output folder checks, lock, resume settings, NaN stop."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import train
+from modeling_ade.ade_task import AdeSettings
 from modeling_ade.run_guard import (
     LOCK_FILE,
     SETTINGS_FILE,
@@ -19,6 +19,7 @@ from modeling_ade.run_guard import (
     result_settings,
     settings_differences,
 )
+from modeling_ade.settings import TrainSettings
 from modeling_ade.training import NonFiniteLossError, check_finite
 
 
@@ -35,7 +36,7 @@ def args_for(out, **changes):
         logging_steps=20,
     )
     values.update(changes)
-    return argparse.Namespace(**values)
+    return AdeSettings(**values)
 
 
 def release_lock(out):
@@ -43,8 +44,8 @@ def release_lock(out):
 
 
 def test_settings_differences_name_each_flag():
-    recorded = result_settings(vars(args_for("a")))
-    current = result_settings(vars(args_for("b", batch_size=8, seed=1, eval_batch_size=7)))
+    recorded = result_settings(args_for("a").record())
+    current = result_settings(args_for("b", batch_size=8, seed=1, eval_batch_size=7).record())
     lines = settings_differences(recorded, current)
     assert len(lines) == 2
     assert lines[0].startswith("--batch-size: 16") and lines[1].startswith("--seed: 42")
@@ -113,10 +114,9 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 def test_lock_is_released_when_the_run_ends(tmp_path):
     out = tmp_path / "run"
     script = (
-        "import argparse, sys\n"
+        "from modeling_ade.ade_task import AdeSettings\n"
         "from modeling_ade.run_guard import guard_output_dir\n"
-        f"guard_output_dir(argparse.Namespace(output_dir={str(out)!r}, overwrite_output_dir=False, "
-        "resume_from=None, seed=1))\n"
+        f"guard_output_dir(AdeSettings(output_dir={str(out)!r}, seed=1))\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=os.path.dirname(train.__file__))
     assert out.is_dir() and not (out / LOCK_FILE).exists()
@@ -161,22 +161,17 @@ def test_fit_stops_on_a_nan_loss(tmp_path):
         def forward(self, x):
             return SimpleNamespace(loss=self.encoder(x).sum() * float("nan"))
 
-    args = SimpleNamespace(
+    args = TrainSettings(
         output_dir=str(tmp_path),
+        model="unused",
+        max_length=8,
         report_to="none",
         mixed_precision="no",
-        gradient_accumulation_steps=1,
-        torch_compile=False,
         epochs=1,
         learning_rate=1e-3,
         weight_decay=0.0,
-        layer_decay=1.0,
-        warmup_steps=None,
-        warmup_ratio=None,
         scheduler="constant",
-        resume_from=None,
         logging_steps=1,
-        checkpoint_every=0,
         keep_checkpoints=0,
     )
     loader = torch.utils.data.DataLoader([{"x": torch.ones(2)}] * 4, batch_size=2)

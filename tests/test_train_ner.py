@@ -1,6 +1,5 @@
 """train.py ner: data loading, words -> sub-words, windows, evaluation mapping, and end-to-end runs."""
 
-import argparse
 import json
 import logging
 import os
@@ -15,16 +14,16 @@ from transformers import pipeline
 import train
 from datasets_scripts.common import repair_bio
 from modeling_ade.encoders import M3E_SMALL, resolve_model_name
-from modeling_ade.ner_task import (
+from modeling_ade.ner_data import (
     NerCollator,
     TaggedSentences,
     bio_label_list,
     encode_sentences,
     load_tokenizer,
-    predict_word_tags,
     tagged_sentences_from_dataset,
     window_bounds,
 )
+from modeling_ade.ner_task import predict_word_tags
 
 SMALL = ["--epochs", "1", "--num-hidden-layers", "1", "--batch-size", "8", "--report-to", "none"]
 
@@ -206,13 +205,10 @@ def test_predictions_map_back_to_every_character(m3e_tokenizer):
 
 
 def test_dataset_flags_need_dataset():
-    from modeling_ade.ner_task import load_ner_data
+    from modeling_ade.ner_task import NerSettings
 
-    args = argparse.Namespace(
-        dataset=None, dataset_config=None, eval_dataset_config=None, train_split="train", eval_split=None
-    )
     with pytest.raises(ValueError, match="--train-split applies to --dataset only"):
-        load_ner_data(args)
+        NerSettings(output_dir="unused", train_split="train")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """training.py: the schedule keeps its length when Accelerate runs several processes."""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from modeling_ade.settings import TrainSettings
 from modeling_ade.training import make_optimizer
 
 
@@ -21,13 +21,8 @@ class Toy(torch.nn.Module):
 
 def half_way_learning_rate() -> None:
     accelerator = Accelerator(cpu=True)
-    args = argparse.Namespace(
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        layer_decay=1.0,
-        warmup_steps=None,
-        warmup_ratio=None,
-        scheduler="linear",
+    args = TrainSettings(
+        output_dir="unused", model="unused", epochs=1, max_length=8, learning_rate=1e-3, weight_decay=0.0
     )
     optimizer, scheduler = make_optimizer(Toy(), args, 10, accelerator)  # 10 optimizer steps per process
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
