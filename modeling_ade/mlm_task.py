@@ -30,7 +30,6 @@ from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 from transformers import AutoConfig, AutoTokenizer
 
-from .ade_data import LengthGroupedBatchSampler
 from .encoders import MINILM, resolve_model_name, tokenizer_kwargs
 from .mlm_data import (
     IGNORE_INDEX,
@@ -53,6 +52,7 @@ from .mlm_data import (
     special_template,
     split_held_out,
 )
+from .sampling import LengthGroupedBatchSampler
 from .settings import TrainSettings
 from .training import fit, loggable, make_accelerator, run_record, write_json
 

@@ -22,7 +22,6 @@ from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .ade_data import LengthGroupedBatchSampler
 from .encoders import hub_name, resolve_model_name
 from .lora import apply_lora_from_settings, save_adapter
 from .metrics import ner_scores_from_tags
@@ -37,6 +36,7 @@ from .ner_data import (
     load_ner_data,
     load_tokenizer,
 )
+from .sampling import LengthGroupedBatchSampler
 from .settings import FineTuneSettings, add_lora_arguments
 from .training import fit, loggable, make_accelerator, run_record, write_json
 

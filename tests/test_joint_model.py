@@ -5,7 +5,7 @@ import torch
 from conftest import tiny_encoder_config
 
 from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
-from modeling_ade.ade_data import AdeCollator, encode_ade_record, length_grouped_batches
+from modeling_ade.ade_data import AdeCollator, encode_ade_record
 from modeling_ade.metrics import ner_scores
 from modeling_ade.modeling_joint_ner_re import (
     candidate_pairs,
@@ -13,6 +13,7 @@ from modeling_ade.modeling_joint_ner_re import (
     first_subword_mask,
     last_subword_mask,
 )
+from modeling_ade.sampling import length_grouped_batches
 
 
 def tiny_model(vocab_size=30522, **config_kwargs):

@@ -13,16 +13,15 @@ from transformers import pipeline
 
 from modeling_ade.ade_data import (
     AdeCollator,
-    LengthGroupedBatchSampler,
     document_id,
     encode_ade_record,
-    epoch_sample,
     negative_parts,
     split_negatives,
 )
 from modeling_ade.metrics import real_text_metrics
 from modeling_ade.modeling_joint_ner_re import PAD, add_negative_entities
 from modeling_ade.pipeline_ade_extraction import letter_scripts, relation_label, sentence_spans
+from modeling_ade.sampling import LengthGroupedBatchSampler, epoch_sample
 
 # --------------------------------------------------------------------------------------------------
 # The negative parts
@@ -133,7 +132,7 @@ def test_sampler_length_and_batches_cover_the_epoch_sample():
         assert len(batches) == len(sampler) == 8
         assert sorted(i for b in batches for i in b) == sorted(sampler.epoch_indices())
     plain = LengthGroupedBatchSampler(lengths, 4, seed=1)
-    from modeling_ade.ade_data import length_grouped_batches
+    from modeling_ade.sampling import length_grouped_batches
 
     assert list(plain) == length_grouped_batches(lengths, 4, 1), "without a pool the order changed"
 
