@@ -1,4 +1,4 @@
-"""Benchmark modeling_ade.crf.CRF against pytorch-crf (torchcrf) on identical inputs, on CPU.
+"""Benchmark modeling_ade.hub.crf.CRF against pytorch-crf (torchcrf) on identical inputs, on CPU.
 
 Both get the same emissions, tags, parameters and left-aligned contiguous masks of random lengths
 (pytorch-crf needs the first timestep on and no gaps). Timed: the loss forward + backward and
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from modeling_ade.crf import CRF
+from modeling_ade.hub.crf import CRF
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

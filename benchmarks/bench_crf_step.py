@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from modeling_ade.crf import CRF, bio_constraints
-from modeling_ade.modeling_bert_crf import path_logits
+from modeling_ade.hub.crf import CRF, bio_constraints
+from modeling_ade.hub.modeling_bert_crf import path_logits
 
 TYPES = ["BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP", "TREAT", "TIME"]
 LABELS = ["O", *[f"{p}-{t}" for t in TYPES for p in ("B", "I")]]  # 21 tags, as HealthNER

@@ -139,7 +139,7 @@ def stock_features(model_path: str, num_sentences: int) -> tuple[list[dict], obj
     from transformers import AutoTokenizer
 
     from modeling_ade.ade_data import encode_ade_record
-    from modeling_ade.configuration_joint_ner_re import JointNerReConfig
+    from modeling_ade.hub.configuration_joint_ner_re import JointNerReConfig
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     config = JointNerReConfig()  # only its label map and entity types are used here
@@ -246,8 +246,8 @@ def build_inference_pipeline(kind: str, model_path: str, num_hidden_layers: int 
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
     import modeling_ade  # noqa: F401  (registers the ade-extraction pipeline)
-    from modeling_ade.configuration_joint_ner_re import JointNerReConfig
-    from modeling_ade.modeling_joint_ner_re import JointNerReForAdeExtraction
+    from modeling_ade.hub.configuration_joint_ner_re import JointNerReConfig
+    from modeling_ade.hub.modeling_joint_ner_re import JointNerReForAdeExtraction
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(0)  # the untrained heads
@@ -444,7 +444,7 @@ def flop_counter_check(model_path: str, num_hidden_layers: int | None, tokenizer
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModel
 
-    from modeling_ade.modeling_joint_ner_re import _POOLED_ENCODERS
+    from modeling_ade.hub.modeling_joint_ner_re import _POOLED_ENCODERS
 
     batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
     padded = batch["input_ids"].shape[1]
@@ -545,7 +545,7 @@ def entity_growth(
     """Median milliseconds of one forward + backward of the joint model per entity count (2 warm-up steps)."""
     from transformers import AutoTokenizer
 
-    from modeling_ade.modeling_joint_ner_re import JointNerReForAdeExtraction
+    from modeling_ade.hub.modeling_joint_ner_re import JointNerReForAdeExtraction
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     torch.manual_seed(0)

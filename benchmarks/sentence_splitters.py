@@ -55,7 +55,7 @@ def spans_of(text: str, sentences) -> list[tuple[int, int]]:
 
 
 def splitters():
-    from modeling_ade.pipeline_ade_extraction import sentence_spans
+    from modeling_ade.hub.pipeline_ade_extraction import sentence_spans
 
     yield "sentencex (used)", lambda t: sentence_spans(t, "en")
     try:

@@ -7,11 +7,11 @@ Importing the package registers the configs with ``AutoConfig``, the models with
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_bert_crf import BertCrfConfig
-from .configuration_joint_ner_re import JointNerReConfig
-from .modeling_bert_crf import BertCrfForTokenClassification, BertCrfOutput
-from .modeling_joint_ner_re import JointNerReForAdeExtraction, JointNerReOutput
-from .pipeline_ade_extraction import AdeExtractionPipeline
+from .hub.configuration_bert_crf import BertCrfConfig
+from .hub.configuration_joint_ner_re import JointNerReConfig
+from .hub.modeling_bert_crf import BertCrfForTokenClassification, BertCrfOutput
+from .hub.modeling_joint_ner_re import JointNerReForAdeExtraction, JointNerReOutput
+from .hub.pipeline_ade_extraction import AdeExtractionPipeline
 
 AutoConfig.register(JointNerReConfig.model_type, JointNerReConfig)
 AutoModel.register(JointNerReConfig, JointNerReForAdeExtraction)

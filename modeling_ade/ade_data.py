@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from .alignment import IGNORE, AlignmentCounts, align_entities_to_subwords
-from .configuration_joint_ner_re import JointNerReConfig
-from .modeling_joint_ner_re import PAD, candidate_pairs
+from .hub.configuration_joint_ner_re import JointNerReConfig
+from .hub.modeling_joint_ner_re import PAD, candidate_pairs
 
 
 @dataclass

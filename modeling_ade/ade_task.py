@@ -21,10 +21,10 @@ from transformers import AutoTokenizer, pipeline
 from .ade_data import AdeCollator, encode_ade_record
 from .alignment import AlignmentCounts
 from .encoders import hub_name, resolve_model_name
+from .hub.modeling_joint_ner_re import JointNerReForAdeExtraction
+from .hub.pipeline_ade_extraction import letter_scripts, relation_label, script_filter, window_predictions
 from .lora import apply_lora_from_settings, save_adapter
 from .metrics import compute_ade_metrics, real_text_metrics
-from .modeling_joint_ner_re import JointNerReForAdeExtraction
-from .pipeline_ade_extraction import letter_scripts, relation_label, script_filter, window_predictions
 from .sampling import LengthGroupedBatchSampler
 from .settings import FineTuneSettings, add_lora_arguments, positive_float
 from .training import fit, loggable, make_accelerator, run_record, write_json

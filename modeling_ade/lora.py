@@ -235,21 +235,18 @@ def build_base_model(folder: str | Path, encoder: str | None = None) -> nn.Modul
         ValueError: the folder names no encoder, or the encoder's weights do not fit the saved configuration.
     """
     from peft import PeftConfig
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig
 
     folder = Path(folder)
     config = AutoConfig.from_pretrained(folder)
     name = encoder or PeftConfig.from_pretrained(str(folder)).base_model_name_or_path
     if not name:
         raise ValueError(f"{folder / 'adapter_config.json'} names no base encoder: pass encoder=")
-    pretrained = AutoModel.from_pretrained(resolve_model_name(name), config=config.encoder_config)
     model = _task_model_class(config)(config)
-    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("pooler.")}
-    missing, unexpected = model.get_submodule(ENCODER_ATTR).load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"encoder {name!r} does not fit {folder / 'config.json'}: missing {missing}, unexpected {unexpected}"
-        )
+    try:
+        model.load_pretrained_encoder(resolve_model_name(name))
+    except ValueError as err:
+        raise ValueError(f"{folder / 'config.json'}: {err}") from None
     return model
 
 

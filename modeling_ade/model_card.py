@@ -561,13 +561,12 @@ encoder's weights (cut to the saved configuration), then load the adapter:
 
 ```python
 from peft import PeftModel
-from transformers import AutoConfig, AutoModel, {run.auto_class}
+from transformers import AutoConfig, {run.auto_class}
 
 REVISION = "main"  # pin the commit hash you reviewed: trust_remote_code runs the repository's Python files
 config = AutoConfig.from_pretrained("{repo_id}", revision=REVISION, trust_remote_code=True)
 base = {run.auto_class}.from_config(config, trust_remote_code=True)  # heads come from the adapter
-encoder = AutoModel.from_pretrained("{base}", config=config.encoder_config)
-base.encoder.load_state_dict({{k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}})
+base.load_pretrained_encoder("{base}")  # the pre-trained encoder, cut to the saved configuration
 model = PeftModel.from_pretrained(base, "{repo_id}", revision=REVISION).eval()
 model = model.merge_and_unload()  # optional: a plain model, as fast as the original
 ```

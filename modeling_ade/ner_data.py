@@ -36,10 +36,9 @@ from transformers import AutoTokenizer
 
 from datasets_scripts.common import describe_repairs, repair_bio
 
-from .configuration_bert_crf import check_bio_labels
 from .encoders import tokenizer_kwargs
-from .metrics import bio_to_spans
-from .modeling_bert_crf import IGNORE
+from .hub.bio import bio_to_spans, check_bio_labels, parse_bio_label
+from .hub.modeling_bert_crf import IGNORE
 
 logger = logging.getLogger(__name__)
 
@@ -163,15 +162,15 @@ def bio_label_list(data: Sequence[TaggedSentences]) -> list[str]:
     for part in data:
         for index, tags in enumerate(part.tags):
             for position, tag in enumerate(tags):
-                if tag == "O":
-                    continue
-                if len(tag) > 2 and tag[:2] in ("B-", "I-"):
-                    types.setdefault(tag[2:], None)
-                    continue
-                raise ValueError(
-                    f"sentence {index}, word {position}: tag {tag!r} is not 'O', 'B-<type>' or 'I-<type>' "
-                    "(only BIO tags are supported)"
-                )
+                try:
+                    prefix, entity_type = parse_bio_label(tag)
+                except ValueError:
+                    raise ValueError(
+                        f"sentence {index}, word {position}: tag {tag!r} is not 'O', 'B-<type>' or 'I-<type>' "
+                        "(only BIO tags are supported)"
+                    ) from None
+                if prefix != "O":
+                    types.setdefault(entity_type, None)
     if names is None:
         labels = ["O"] + [f"{p}-{t}" for t in sorted(types) for p in ("B", "I")]
     else:

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .encoders import hub_name, resolve_model_name
+from .hub.modeling_bert_crf import BertCrfForTokenClassification
 from .lora import apply_lora_from_settings, save_adapter
 from .metrics import ner_scores_from_tags
-from .modeling_bert_crf import BertCrfForTokenClassification
 from .ner_data import (
     EncodedWindow,
     NerCollator,

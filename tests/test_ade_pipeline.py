@@ -12,7 +12,7 @@ from conftest import biased_joint_model
 from transformers import pipeline
 
 from modeling_ade import JointNerReConfig
-from modeling_ade.pipeline_ade_extraction import relation_key
+from modeling_ade.hub.pipeline_ade_extraction import relation_key
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_window_edges_do_not_produce_entity_fragments():
     """Three overlapping windows over ten words; one entity (words 3-5) is cut by two of them."""
     from types import SimpleNamespace
 
-    from modeling_ade.pipeline_ade_extraction import AdeExtractionPipeline
+    from modeling_ade.hub.pipeline_ade_extraction import AdeExtractionPipeline
 
     words = [f"w{i}" for i in range(10)]
     text = " ".join(words)

@@ -1,7 +1,7 @@
 """alignment.py: character-offset entities -> first-sub-word labels and last-sub-word spans."""
 
 from modeling_ade.alignment import IGNORE, align_entities_to_subwords, word_spans
-from modeling_ade.configuration_joint_ner_re import bio_labels
+from modeling_ade.hub.bio import bio_labels
 
 LABEL2ID = {label: i for i, label in enumerate(bio_labels(["Drug", "Adverse-Effect"]))}
 ID2LABEL = {i: label for label, i in LABEL2ID.items()}

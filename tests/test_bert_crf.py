@@ -13,10 +13,10 @@ from conftest import tiny_encoder_config
 from transformers import AutoModelForTokenClassification, pipeline
 
 from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
-from modeling_ade.crf import CRF, bio_constraints
 from modeling_ade.encoders import M3E_SMALL, resolve_model_name
-from modeling_ade.metrics import bio_to_spans
-from modeling_ade.modeling_bert_crf import TIE_MARGIN
+from modeling_ade.hub.bio import bio_to_spans
+from modeling_ade.hub.crf import CRF, bio_constraints
+from modeling_ade.hub.modeling_bert_crf import TIE_MARGIN
 
 LABELS = ["O", "B-A", "I-A", "B-B", "I-B"]
 CLS, SEP, PAD = 1, 2, 0

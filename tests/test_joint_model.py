@@ -6,13 +6,13 @@ from conftest import tiny_encoder_config
 
 from modeling_ade import JointNerReConfig, JointNerReForAdeExtraction
 from modeling_ade.ade_data import AdeCollator, encode_ade_record
-from modeling_ade.metrics import ner_scores
-from modeling_ade.modeling_joint_ner_re import (
+from modeling_ade.hub.modeling_joint_ner_re import (
     candidate_pairs,
     decode_bio_entities,
     first_subword_mask,
     last_subword_mask,
 )
+from modeling_ade.metrics import ner_scores
 from modeling_ade.sampling import length_grouped_batches
 
 
@@ -222,7 +222,7 @@ def test_gold_entity_pass_scores_with_exact_gold_offsets():
 def test_relation_head_equals_r_bert_computed_pair_by_pair():
     """The head factors W3 over the concatenation; in eval mode it must equal R-BERT written out per pair:
     MLP(W3 [W0 tanh(h_cls); W1 tanh(h_head_end); W2 tanh(h_tail_end)])."""
-    from modeling_ade.modeling_joint_ner_re import JointNerReRelationHead
+    from modeling_ade.hub.modeling_joint_ner_re import JointNerReRelationHead
 
     torch.manual_seed(0)
     config = JointNerReConfig(encoder_config=tiny_encoder_config(100))

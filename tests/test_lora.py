@@ -231,11 +231,7 @@ def test_adapter_loads_by_the_readme_recipe_without_modeling_ade(ade_run, minilm
         OUT = {str(out)!r}
         config = AutoConfig.from_pretrained(OUT, trust_remote_code=True)
         base = AutoModel.from_config(config, trust_remote_code=True)
-        encoder = AutoModel.from_pretrained(
-            PeftConfig.from_pretrained(OUT).base_model_name_or_path, config=config.encoder_config
-        )
-        state = {{k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}}
-        base.encoder.load_state_dict(state)
+        base.load_pretrained_encoder(PeftConfig.from_pretrained(OUT).base_model_name_or_path)
         model = PeftModel.from_pretrained(base, OUT).eval()
 
         inputs = {{k: torch.tensor(v) for k, v in json.loads({json.dumps(inputs)!r}).items()}}

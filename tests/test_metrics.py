@@ -13,11 +13,11 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
 
+from modeling_ade.hub.bio import bio_to_spans, split_tag
 from modeling_ade.metrics import (
     NER_KEYS,
     STRICT_NER_EVALUATE_PATH,
     aggregate_folds,
-    bio_to_spans,
     compute_ade_metrics,
     format_cv_table,
     mean_and_std,
@@ -29,7 +29,6 @@ from modeling_ade.metrics import (
     re_scores_strict,
     remove_entities_in_spans,
     remove_overlapping,
-    split_tag,
 )
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import warnings
 import pytest
 from seqeval.metrics import classification_report
 
-from modeling_ade.metrics import bio_to_spans, ner_scores_from_tags
+from modeling_ade.hub.bio import bio_to_spans
+from modeling_ade.metrics import ner_scores_from_tags
 
 pytestmark = pytest.mark.data
 

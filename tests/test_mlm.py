@@ -420,7 +420,7 @@ def corpus_file(tmp_path_factory):
 def test_end_to_end_checkpoint_feeds_the_fine_tuning_models(tmp_path, tiny_checkpoint, corpus_file):
     from transformers import AutoModel, AutoModelForMaskedLM
 
-    from modeling_ade.modeling_joint_ner_re import JointNerReForAdeExtraction
+    from modeling_ade.hub.modeling_joint_ner_re import JointNerReForAdeExtraction
 
     out = tmp_path / "out"
     metrics = run(
@@ -445,7 +445,7 @@ def test_end_to_end_checkpoint_feeds_the_fine_tuning_models(tmp_path, tiny_check
     joint = JointNerReForAdeExtraction.from_encoder(str(out))
     assert torch.equal(joint.encoder.embeddings.word_embeddings.weight, trained)
     try:
-        from modeling_ade.modeling_bert_crf import BertCrfForTokenClassification
+        from modeling_ade.hub.modeling_bert_crf import BertCrfForTokenClassification
     except ImportError:
         return
     crf = BertCrfForTokenClassification.from_encoder(str(out))

@@ -18,9 +18,9 @@ from modeling_ade.ade_data import (
     negative_parts,
     split_negatives,
 )
+from modeling_ade.hub.modeling_joint_ner_re import PAD, add_negative_entities
+from modeling_ade.hub.pipeline_ade_extraction import letter_scripts, relation_label, sentence_spans
 from modeling_ade.metrics import real_text_metrics
-from modeling_ade.modeling_joint_ner_re import PAD, add_negative_entities
-from modeling_ade.pipeline_ade_extraction import letter_scripts, relation_label, sentence_spans
 from modeling_ade.sampling import LengthGroupedBatchSampler, epoch_sample
 
 # --------------------------------------------------------------------------------------------------

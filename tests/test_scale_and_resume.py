@@ -398,8 +398,8 @@ def test_torch_compile_trains_a_compiled_model_and_saves_the_plain_one(
 
 
 def test_task_models_use_sdpa_attention_by_default(minilm_tokenizer, tmp_path):
-    from modeling_ade.modeling_bert_crf import BertCrfForTokenClassification
-    from modeling_ade.modeling_joint_ner_re import JointNerReForAdeExtraction
+    from modeling_ade.hub.modeling_bert_crf import BertCrfForTokenClassification
+    from modeling_ade.hub.modeling_joint_ner_re import JointNerReForAdeExtraction
 
     model = make_tiny_encoder(tmp_path / "tiny", minilm_tokenizer, dropout=0.0)
     for task_model in (

@@ -46,6 +46,7 @@ from transformers.utils import ModelOutput, logging
 
 from .configuration_bert_crf import BertCrfConfig
 from .crf import CRF, bio_constraints
+from .encoder_utils import build_encoder, load_encoder_weights, load_pretrained_encoder
 
 logger = logging.get_logger(__name__)
 
@@ -54,8 +55,6 @@ IGNORE = -100
 
 TIE_MARGIN = 1e-4
 """Smallest gap between the Viterbi tag's logit (0) and any other tag's logit at a decoded position."""
-
-_POOLED_ENCODERS = {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}  # take `add_pooling_layer`
 
 
 @dataclass
@@ -125,12 +124,7 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
 
     def __init__(self, config: BertCrfConfig):
         super().__init__(config)
-        # Copied from modeling_joint_ner_re.JointNerReForAdeExtraction.__init__ (model files stay self-contained)
-        # The pooler is unused: leave it out where the encoder allows.
-        no_pooler = (
-            {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}
-        )
-        self.encoder = AutoModel.from_config(config.encoder_config, **no_pooler)
+        self.encoder = build_encoder(config.encoder_config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.hidden_layer = nn.Linear(config.hidden_size, config.head_hidden_size)
         self.activation = ACT2FN[config.head_activation]
@@ -172,11 +166,13 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
             ]
         config = BertCrfConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
         model = cls(config)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
-        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        load_encoder_weights(model.encoder, encoder, encoder_name_or_path)
         return model
+
+    def load_pretrained_encoder(self, encoder_name_or_path: str) -> None:
+        """Fill the encoder with a pre-trained checkpoint's weights, read with the saved `encoder_config` (e.g.
+        to rebuild the base model of a LoRA adapter: the heads then come from the adapter)."""
+        load_pretrained_encoder(self.encoder, encoder_name_or_path, self.config.encoder_config)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()

@@ -20,10 +20,11 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .bio import bio_to_spans
 from .configuration_joint_ner_re import JointNerReConfig
+from .encoder_utils import build_encoder, load_encoder_weights, load_pretrained_encoder
 
 PAD = -1  # padding value of entity_spans / relation_pairs rows
-_POOLED_ENCODERS = {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}  # take `add_pooling_layer`
 
 
 @dataclass
@@ -76,19 +77,13 @@ def decode_bio_entities(
     tag_ids: list[int], id2label: dict[int, str], entity_types: list[str]
 ) -> list[tuple[int, int, int]]:
     """Word-level BIO tags -> entities ``(first_word, last_word, type_index)``, chunked as conlleval does
-    (an ``I-X`` after ``O`` or after another type starts a new entity)."""
-    entities: list[tuple[int, int, int]] = []
-    start, current = -1, None
-    for i, tag_id in enumerate([*tag_ids, None]):
-        tag = "O" if tag_id is None else id2label[tag_id]
-        prefix, _, etype = tag.partition("-")
-        begins = prefix == "B" or (prefix == "I" and etype != current)
-        if current is not None and (tag == "O" or begins):
-            entities.append((start, i - 1, entity_types.index(current)))
-            current = None
-        if begins and etype in entity_types:
-            start, current = i, etype
-    return entities
+    (an ``I-X`` after ``O`` or after another type starts a new entity); types outside ``entity_types`` are
+    left out."""
+    return [
+        (start, end - 1, entity_types.index(entity_type))
+        for entity_type, start, end in bio_to_spans([id2label[i] for i in tag_ids])
+        if entity_type in entity_types
+    ]
 
 
 def candidate_pairs(entity_spans: torch.Tensor, candidate_types: torch.Tensor) -> torch.Tensor:
@@ -221,11 +216,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
 
     def __init__(self, config: JointNerReConfig):
         super().__init__(config)
-        # The pooler is unused (the relation head reads [CLS] itself): leave it out where the encoder allows.
-        no_pooler = (
-            {"add_pooling_layer": False} if config.encoder_config.model_type in _POOLED_ENCODERS else {}
-        )
-        self.encoder = AutoModel.from_config(config.encoder_config, **no_pooler)
+        self.encoder = build_encoder(config.encoder_config)
         self.ner_dropout = nn.Dropout(config.classifier_dropout)
         self.ner_classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.relation_head = JointNerReRelationHead(config)
@@ -245,11 +236,13 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
         config = JointNerReConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
         model = cls(config)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
-        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        load_encoder_weights(model.encoder, encoder, encoder_name_or_path)
         return model
+
+    def load_pretrained_encoder(self, encoder_name_or_path: str) -> None:
+        """Fill the encoder with a pre-trained checkpoint's weights, read with the saved `encoder_config` (e.g.
+        to rebuild the base model of a LoRA adapter: the heads then come from the adapter)."""
+        load_pretrained_encoder(self.encoder, encoder_name_or_path, self.config.encoder_config)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()

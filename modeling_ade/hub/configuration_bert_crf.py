@@ -1,6 +1,6 @@
 """Configuration of the BERT-CRF token classifier (Chinese healthcare NER and any BIO tagging task).
 
-Hub code: imports only ``transformers`` (this file is copied next to the weights and executed through
+Hub code: imports only ``transformers`` and its sibling files (this file is copied next to the weights and executed through
 ``trust_remote_code``).
 """
 
@@ -9,27 +9,16 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig
 from transformers.activations import ACT2FN
 
+from .bio import check_bio_labels
+from .encoder_utils import EncoderConfigMixin
+
 HEADS = ("crf", "softmax")
 
 # Attributes of an encoder config that may hold the id of a token that is never tagged.
 _SPECIAL_TOKEN_ATTRIBUTES = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
 
 
-def check_bio_labels(labels: list[str]) -> None:
-    """Raise ``ValueError`` unless ``labels`` is a BIO tag list: each ``O``, ``B-<type>`` or
-    ``I-<type>``, no duplicate, exactly one ``O``."""
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"`id2label` has duplicate labels: {labels}")
-    if "O" not in labels:
-        raise ValueError(f"`id2label` needs the outside tag 'O', got {labels}")
-    for index, label in enumerate(labels):
-        if label != "O" and not (len(label) > 2 and label[:2] in ("B-", "I-")):
-            raise ValueError(
-                f"`id2label[{index}]` is {label!r}: expected 'O', 'B-<type>' or 'I-<type>' (BIO tags)"
-            )
-
-
-class BertCrfConfig(PretrainedConfig):
+class BertCrfConfig(EncoderConfigMixin, PretrainedConfig):
     r"""Configuration of [`BertCrfForTokenClassification`]. It rebuilds the whole model: no extra kwargs needed.
 
     Args:
@@ -127,15 +116,6 @@ class BertCrfConfig(PretrainedConfig):
         self.head_activation = head_activation
         self.special_token_ids = special_token_ids
         super().__init__(**kwargs)
-
-    # Copied from configuration_joint_ner_re.JointNerReConfig (hidden_size, max_position_embeddings)
-    @property
-    def hidden_size(self) -> int:
-        return self.encoder_config.hidden_size
-
-    @property
-    def max_position_embeddings(self) -> int | None:
-        return getattr(self.encoder_config, "max_position_embeddings", None)
 
     @property
     def entity_types(self) -> list[str]:

@@ -1,7 +1,7 @@
 """A linear-chain conditional random field (CRF) layer, batch-first, with optional BIO constraints.
 
 Hub code: this file is copied next to the model weights and executed through ``trust_remote_code``,
-so it imports only ``torch`` and the standard library, and does no I/O.
+so it imports only ``torch``, the standard library and ``bio.py``, and does no I/O.
 
 Shape names: ``B`` batch size, ``T`` sequence length, ``C`` number of tags, ``L`` the largest number
 of active (``mask=True``) positions of a row in the batch.
@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from .bio import parse_bio_label
 
 __all__ = ["CONSTRAINT_PENALTY", "CRF", "bio_constraints"]
 
@@ -56,14 +58,12 @@ def bio_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     prefixes: list[str] = []
     types: list[str] = []
     for index, label in enumerate(labels):
-        if label == "O":
-            prefixes.append("O")
-            types.append("")
-        elif len(label) > 2 and label[:2] in ("B-", "I-"):
-            prefixes.append(label[0])
-            types.append(label[2:])
-        else:
-            raise ValueError(f"label {index} is {label!r}, expected 'O', 'B-<type>' or 'I-<type>'")
+        try:
+            prefix, entity_type = parse_bio_label(label)
+        except ValueError:
+            raise ValueError(f"label {index} is {label!r}, expected 'O', 'B-<type>' or 'I-<type>'") from None
+        prefixes.append(prefix)
+        types.append(entity_type)
     num_tags = len(prefixes)
     # shape: (C,)
     allowed_start = torch.tensor([prefix != "I" for prefix in prefixes], dtype=torch.bool)

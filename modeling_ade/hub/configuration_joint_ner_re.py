@@ -1,6 +1,6 @@
 """Configuration of the joint NER + relation-extraction model for adverse drug events.
 
-Hub code: imports only ``transformers`` (this file is copied next to the weights and executed through
+Hub code: imports only ``transformers`` and its sibling files (this file is copied next to the weights and executed through
 ``trust_remote_code``).
 """
 
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from transformers import AutoConfig, PretrainedConfig
 
-
-def bio_labels(entity_types: list[str]) -> list[str]:
-    """``["Drug", "Adverse-Effect"]`` -> ``["O", "B-Drug", "I-Drug", "B-Adverse-Effect", "I-Adverse-Effect"]``."""
-    return ["O"] + [f"{prefix}-{t}" for t in entity_types for prefix in ("B", "I")]
+from .bio import bio_labels
+from .encoder_utils import EncoderConfigMixin
 
 
-class JointNerReConfig(PretrainedConfig):
+class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
     r"""Configuration of [`JointNerReForAdeExtraction`]. It rebuilds the whole model: no extra kwargs needed.
 
     Args:
@@ -135,11 +133,3 @@ class JointNerReConfig(PretrainedConfig):
         self.language = language
         self.entity_scripts = sorted(entity_scripts) if entity_scripts is not None else None
         super().__init__(**kwargs)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.encoder_config.hidden_size
-
-    @property
-    def max_position_embeddings(self) -> int | None:
-        return getattr(self.encoder_config, "max_position_embeddings", None)

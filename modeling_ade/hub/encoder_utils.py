@@ -1,0 +1,57 @@
+"""The pre-trained encoder inside the task models: built from the saved config, filled with pre-trained weights.
+
+Both task models (``modeling_joint_ner_re``, ``modeling_bert_crf``) keep any ``AutoModel`` encoder under
+``encoder``; :func:`build_encoder` builds it (without the unused pooler where the family allows), and
+:func:`load_encoder_weights` copies a pre-trained checkpoint's weights into it, refusing weights that do not
+fit. ``from_encoder`` (training) and ``load_pretrained_encoder`` (rebuilding a LoRA adapter's base) use them.
+
+Hub code: imports only ``torch`` and ``transformers`` (this file is copied next to the weights).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import AutoModel, PretrainedConfig
+
+POOLED_ENCODERS = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "ernie"})
+"""Encoder families whose ``AutoModel`` takes ``add_pooling_layer`` (the pooler is unused: left out)."""
+
+
+def build_encoder(encoder_config: PretrainedConfig) -> nn.Module:
+    """A randomly initialised encoder of ``encoder_config``, without the pooler where the family allows."""
+    no_pooler = {"add_pooling_layer": False} if encoder_config.model_type in POOLED_ENCODERS else {}
+    return AutoModel.from_config(encoder_config, **no_pooler)
+
+
+def load_encoder_weights(encoder: nn.Module, pretrained: nn.Module, name: str) -> None:
+    """Copy the weights of ``pretrained`` (an ``AutoModel``; its pooler is skipped) into ``encoder``.
+
+    Raises:
+        ValueError: the weights do not fit ``encoder`` (names what is missing and what is unexpected).
+    """
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"encoder weights of {name!r} do not fit: missing {missing}, unexpected {unexpected}"
+        )
+
+
+def load_pretrained_encoder(encoder: nn.Module, name_or_path: str, encoder_config: PretrainedConfig) -> None:
+    """Fill ``encoder`` with the weights of the checkpoint ``name_or_path`` (Hub id or folder), read with the
+    saved ``encoder_config`` (so a model trained with fewer layers takes only those)."""
+    pretrained = AutoModel.from_pretrained(name_or_path, config=encoder_config)
+    load_encoder_weights(encoder, pretrained, name_or_path)
+
+
+class EncoderConfigMixin:
+    """For the task configs: the encoder's ``hidden_size`` and ``max_position_embeddings``, read from their
+    ``encoder_config``."""
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder_config.hidden_size
+
+    @property
+    def max_position_embeddings(self) -> int | None:
+        return getattr(self.encoder_config, "max_position_embeddings", None)
