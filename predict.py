@@ -127,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("input", type=Path, help="plain-text file (one document per line) or JSONL file")
-    parser.add_argument("--model", required=True, help="trained model folder (train.py ade output) or Hub id")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="trained model folder (train.py ade output, a full model or a LoRA adapter) or Hub id",
+    )
     parser.add_argument(
         "--output", type=Path, required=True, help="JSONL file to write, one line per document"
     )
@@ -221,10 +225,18 @@ def main(argv: list[str] | None = None) -> int:
         from modeling_ade import AdeExtractionPipeline
     except ImportError:
         AdeExtractionPipeline = None
+    model = args.model
+    if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
+        from transformers import AutoTokenizer
+
+        from modeling_ade.artifacts import load_trained
+
+        model = load_trained(args.model, merge=True)
     try:
         extract = pipeline(
             "ade-extraction",
-            model=args.model,
+            model=model,
+            tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
             pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
             trust_remote_code=args.trust_remote_code,
         )

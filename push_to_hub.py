@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import shutil
 import sys
 import tempfile
@@ -75,31 +74,6 @@ class PackagingError(Exception):
 # --------------------------------------------------------------------------------------------------------
 
 
-def code_files(folder: Path, config: dict) -> list[str]:
-    """The Python files ``config.json`` names (``auto_map``, ``custom_pipelines``) and, recursively, the sibling
-    files they import relatively, as file names. Files that are missing are returned too (the caller checks)."""
-    modules = []
-    for ref in (config.get("auto_map") or {}).values():
-        for item in ref if isinstance(ref, list) else [ref]:
-            if isinstance(item, str) and "--" not in item:  # "repo--module.Class" lives in another repo
-                modules.append(item.rsplit(".", 1)[0])
-    for spec in (config.get("custom_pipelines") or {}).values():
-        if isinstance(spec, dict) and isinstance(spec.get("impl"), str) and "--" not in spec["impl"]:
-            modules.append(spec["impl"].rsplit(".", 1)[0])
-    seen: list[str] = []
-    while modules:
-        name = f"{modules.pop(0)}.py"
-        if name in seen:
-            continue
-        seen.append(name)
-        path = folder / name
-        if path.is_file():
-            source = path.read_text(encoding="utf-8")
-            modules += re.findall(r"^\s*from\s+\.(\w+)\s+import", source, flags=re.MULTILINE)
-            modules += re.findall(r"^\s*import\s+\.(\w+)", source, flags=re.MULTILINE)
-    return seen
-
-
 def _weight_files(folder: Path) -> list[str] | None:
     if (folder / WEIGHTS).is_file():
         return [WEIGHTS]
@@ -145,6 +119,8 @@ def model_manifest(folder: Path) -> Manifest:
                     manifest[name] = folder / name
                 else:
                     missing.append(f"{name} (a weight shard listed in {WEIGHTS_INDEX})")
+    from modeling_ade.artifacts import code_files
+
     for name in code_files(folder, config):
         if (folder / name).is_file():
             manifest[name] = folder / name
@@ -185,75 +161,9 @@ def requirements_txt(config: dict) -> bytes:
     ).encode()
 
 
-def merge_adapter(
-    adapter_dir: Path, into: Path, base_model: str | None, trust_remote_code: bool = False
-) -> str:
-    """Merge a PEFT adapter into its base model and save the full model + tokenizer (+ code) to ``into``.
-
-    The base is ``base_model`` or ``adapter_config.json``'s ``base_model_name_or_path``: a full model of the
-    adapter's kind, or a plain encoder when the adapter folder holds the model's ``config.json`` (the model
-    is then built from that config, its encoder takes the encoder's weights, and every other weight must be
-    in the adapter's ``modules_to_save``). Returns the base model's name.
-    """
-    import transformers
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoConfig, AutoTokenizer, pipeline
-
-    from modeling_ade.encoders import resolve_model_name
-    from modeling_ade.lora import build_base_model
-    from modeling_ade.model_card import MODEL_KINDS
-
-    peft_config = PeftConfig.from_pretrained(str(adapter_dir))
-    base_ref = base_model or peft_config.base_model_name_or_path
-    if not base_ref:
-        raise PackagingError(f"{adapter_dir / ADAPTER_CONFIG} names no base model: pass --base-model")
-    try:
-        base_path = resolve_model_name(base_ref)
-        base_config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise PackagingError(f"cannot load the base model {base_ref!r} ({err}); pass --base-model") from err
-    has_config = (adapter_dir / "config.json").is_file()
-    config = (
-        AutoConfig.from_pretrained(str(adapter_dir), trust_remote_code=trust_remote_code)
-        if has_config
-        else base_config
-    )
-    auto_names = [k for k in getattr(config, "auto_map", None) or {} if k != "AutoConfig"] or ["AutoModel"]
-    auto_class = getattr(transformers, auto_names[0])
-    if base_config.model_type == config.model_type:
-        base = auto_class.from_pretrained(base_path, trust_remote_code=trust_remote_code)
-    else:
-        try:  # the task model from the adapter folder's config.json, its encoder cut to that configuration
-            base = build_base_model(adapter_dir, base_path)
-        except ValueError as err:
-            raise PackagingError(f"cannot rebuild the model the adapter was trained on: {err}") from err
-        prefix = base.base_model_prefix
-        saved = tuple(peft_config.modules_to_save or ())
-        heads = {n.split(".")[0] for n, _ in base.named_parameters() if not n.startswith(prefix + ".")}
-        untrained = sorted(h for h in heads if not any(h == m or h.startswith(m + ".") for m in saved))
-        if untrained:
-            raise PackagingError(
-                f"modules {untrained} are neither in the encoder nor in the adapter's modules_to_save: they "
-                "would be random in the merged model; pass the full base model with --base-model"
-            )
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_path
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
-    # Saved through its pipeline, so a custom one (ade-extraction) is recorded in config.json with its code.
-    kind = MODEL_KINDS.get(config.model_type)
-    custom = list(getattr(config, "custom_pipelines", None) or {})
-    task = custom[0] if custom else kind.pipeline if kind else "token-classification"
-    pipeline(task, model=merged, tokenizer=tokenizer).save_pretrained(into)
-    saved_config = json.loads((into / "config.json").read_text(encoding="utf-8"))
-    for source in (adapter_dir, Path(base_path)):  # code files save_pretrained does not copy (the pipeline)
-        for name in code_files(source, saved_config):
-            if not (into / name).is_file() and (source / name).is_file():
-                shutil.copy2(source / name, into / name)
-    return base_ref
-
-
 def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
     """The manifest of ``push_to_hub.py model`` and a default commit message."""
+    from modeling_ade.lora import MergeError, merge_adapter
     from modeling_ade.model_card import build_model_card, read_model_run
 
     folder = Path(args.folder)
@@ -265,7 +175,12 @@ def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
     if args.merge:
         model_manifest(folder)  # the adapter folder is complete
         merged_dir = scratch / "merged"
-        base = merge_adapter(folder, merged_dir, args.base_model, trust_remote_code=args.trust_remote_code)
+        try:
+            base = merge_adapter(
+                folder, merged_dir, args.base_model, trust_remote_code=args.trust_remote_code
+            )
+        except MergeError as err:
+            raise PackagingError(str(err)) from err
         manifest = model_manifest(merged_dir)
         manifest.update({n: folder / n for n in RUN_FILES if (folder / n).is_file()})
         run.config = read_model_run(merged_dir).config

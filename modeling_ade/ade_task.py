@@ -16,18 +16,18 @@ import torch
 from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, pipeline
+from transformers import AutoTokenizer
 
 from .ade_data import AdeCollator, encode_ade_record
 from .alignment import AlignmentCounts
 from .encoders import hub_name, resolve_model_name
 from .hub.modeling_joint_ner_re import JointNerReForAdeExtraction
 from .hub.pipeline_ade_extraction import letter_scripts, relation_label, script_filter, window_predictions
-from .lora import apply_lora_from_settings, save_adapter
+from .lora import apply_lora_from_settings
 from .metrics import compute_ade_metrics, real_text_metrics
 from .sampling import LengthGroupedBatchSampler
 from .settings import FineTuneSettings, add_lora_arguments, positive_float
-from .training import fit, loggable, make_accelerator, run_record, write_json
+from .training import fit, loggable, make_accelerator, run_record, save_run, write_json
 
 logger = get_logger(__name__)
 
@@ -318,7 +318,6 @@ def run_fold(
     adapted model and ``output_dir`` holds the adapter folder (:func:`modeling_ade.lora.save_adapter`)."""
     from accelerate.utils import set_seed
 
-    output_dir = Path(settings.output_dir)
     accelerator = make_accelerator(settings)
     if accelerator.is_main_process:
         accelerator.init_trackers(description.replace(" ", "_"), config=loggable(settings.record()))
@@ -393,7 +392,6 @@ def run_fold(
         len(held_out_negatives),
         settings.eval_batch_size,
     )
-    unwrapped = accelerator.unwrap_model(model)
     metrics["train_history"] = history
     metrics["train_seconds_per_epoch"] = sum(h["epoch_seconds"] for h in history) / max(len(history), 1)
     metrics["num_train_sentences"], metrics["num_test_sentences"] = len(train_records), len(test_records)
@@ -403,15 +401,7 @@ def run_fold(
     )
     if lora is not None:
         metrics["lora"] = lora
-    if accelerator.is_main_process:
-        if lora is not None:  # the adapter + what rebuilds its base (modeling_ade/lora.py)
-            save_adapter(unwrapped, output_dir, tokenizer, pipeline_task="ade-extraction")
-        else:
-            pipeline("ade-extraction", model=unwrapped, tokenizer=tokenizer).save_pretrained(output_dir)
-        write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "training_args.json", run_record(settings))
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    save_run(accelerator, model, tokenizer, settings, metrics, pipeline_task="ade-extraction")
     return metrics
 
 

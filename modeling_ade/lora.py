@@ -26,12 +26,15 @@ gives the trained model (:func:`load_adapter_model`). ``push_to_hub.py model OUT
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 from pathlib import Path
 
 from accelerate.logging import get_logger
 from torch import nn
 
+from .artifacts import auto_model_class, code_files
 from .encoders import resolve_model_name
 from .settings import FineTuneSettings, LoraSettings
 
@@ -64,8 +67,11 @@ __all__ = [
     "encoder_target_pattern",
     "head_modules",
     "load_adapter_model",
+    "MergeError",
     "lora_parameter_counts",
+    "merge_adapter",
     "lora_summary",
+    "record_custom_pipeline",
     "save_adapter",
 ]
 
@@ -171,7 +177,7 @@ def lora_parameter_counts(peft_model: nn.Module) -> dict[str, int]:
 # the adapter folder
 
 
-def _record_custom_pipeline(config, task: str, folder: Path) -> None:
+def record_custom_pipeline(config, task: str, folder: Path) -> None:
     """Write ``custom_pipelines`` into ``config`` and copy the pipeline's code, as ``Pipeline.save_pretrained``."""
     from transformers.dynamic_module_utils import custom_object_save
     from transformers.pipelines import PIPELINE_REGISTRY
@@ -208,21 +214,10 @@ def save_adapter(peft_model, output_dir: str | Path, tokenizer, pipeline_task: s
     config.dtype = str(base.dtype).split(".")[1]
     config.architectures = [type(base).__name__]
     if pipeline_task is not None:
-        _record_custom_pipeline(config, pipeline_task, output_dir)
+        record_custom_pipeline(config, pipeline_task, output_dir)
     custom_object_save(base, output_dir, config=config)
     config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
-
-
-def _task_model_class(config):
-    from . import BertCrfForTokenClassification, JointNerReForAdeExtraction
-
-    classes = {"joint_ner_re": JointNerReForAdeExtraction, "bert_crf": BertCrfForTokenClassification}
-    if config.model_type not in classes:
-        raise ValueError(
-            f"model_type {config.model_type!r} is not a task model of modeling-ade ({sorted(classes)})"
-        )
-    return classes[config.model_type]
 
 
 def build_base_model(folder: str | Path, encoder: str | None = None) -> nn.Module:
@@ -242,7 +237,7 @@ def build_base_model(folder: str | Path, encoder: str | None = None) -> nn.Modul
     name = encoder or PeftConfig.from_pretrained(str(folder)).base_model_name_or_path
     if not name:
         raise ValueError(f"{folder / 'adapter_config.json'} names no base encoder: pass encoder=")
-    model = _task_model_class(config)(config)
+    model = auto_model_class(config).from_config(config)  # the class comes from the Auto registry
     try:
         model.load_pretrained_encoder(resolve_model_name(name))
     except ValueError as err:
@@ -259,6 +254,76 @@ def load_adapter_model(folder: str | Path, encoder: str | None = None, is_traina
         build_base_model(folder, encoder), str(folder), adapter_name=ADAPTER_NAME, is_trainable=is_trainable
     )
     return model if is_trainable else model.eval()
+
+
+class MergeError(ValueError):
+    """An adapter that cannot be merged into its base (the message says why and what to pass)."""
+
+
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+
+
+def merge_adapter(
+    adapter_dir: Path, into: Path, base_model: str | None, trust_remote_code: bool = False
+) -> str:
+    """Merge a PEFT adapter into its base model and save the full model + tokenizer (+ code) to ``into``.
+
+    The base is ``base_model`` or ``adapter_config.json``'s ``base_model_name_or_path``: a full model of the
+    adapter's kind, or a plain encoder when the adapter folder holds the model's ``config.json`` (the model
+    is then built from that config, its encoder takes the encoder's weights, and every other weight must be
+    in the adapter's ``modules_to_save``). Returns the base model's name.
+    """
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoConfig, AutoTokenizer, pipeline
+
+    from .model_card import MODEL_KINDS
+
+    peft_config = PeftConfig.from_pretrained(str(adapter_dir))
+    base_ref = base_model or peft_config.base_model_name_or_path
+    if not base_ref:
+        raise MergeError(f"{adapter_dir / ADAPTER_CONFIG_FILE} names no base model: pass --base-model")
+    try:
+        base_path = resolve_model_name(base_ref)
+        base_config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise MergeError(f"cannot load the base model {base_ref!r} ({err}); pass --base-model") from err
+    has_config = (adapter_dir / "config.json").is_file()
+    config = (
+        AutoConfig.from_pretrained(str(adapter_dir), trust_remote_code=trust_remote_code)
+        if has_config
+        else base_config
+    )
+    auto_class = auto_model_class(config)
+    if base_config.model_type == config.model_type:
+        base = auto_class.from_pretrained(base_path, trust_remote_code=trust_remote_code)
+    else:
+        try:  # the task model from the adapter folder's config.json, its encoder cut to that configuration
+            base = build_base_model(adapter_dir, base_path)
+        except ValueError as err:
+            raise MergeError(f"cannot rebuild the model the adapter was trained on: {err}") from err
+        prefix = base.base_model_prefix
+        saved = tuple(peft_config.modules_to_save or ())
+        heads = {n.split(".")[0] for n, _ in base.named_parameters() if not n.startswith(prefix + ".")}
+        untrained = sorted(h for h in heads if not any(h == m or h.startswith(m + ".") for m in saved))
+        if untrained:
+            raise MergeError(
+                f"modules {untrained} are neither in the encoder nor in the adapter's modules_to_save: they "
+                "would be random in the merged model; pass the full base model with --base-model"
+            )
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_path
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    # Saved through its pipeline, so a custom one (ade-extraction) is recorded in config.json with its code.
+    kind = MODEL_KINDS.get(config.model_type)
+    custom = list(getattr(config, "custom_pipelines", None) or {})
+    task = custom[0] if custom else kind.pipeline if kind else "token-classification"
+    pipeline(task, model=merged, tokenizer=tokenizer).save_pretrained(into)
+    saved_config = json.loads((into / "config.json").read_text(encoding="utf-8"))
+    for source in (adapter_dir, Path(base_path)):  # code files save_pretrained does not copy (the pipeline)
+        for name in code_files(source, saved_config):
+            if not (into / name).is_file() and (source / name).is_file():
+                shutil.copy2(source / name, into / name)
+    return base_ref
 
 
 def lora_summary(settings: LoraSettings, peft_model) -> dict:

@@ -54,7 +54,7 @@ from .mlm_data import (
 )
 from .sampling import LengthGroupedBatchSampler
 from .settings import TrainSettings
-from .training import fit, loggable, make_accelerator, run_record, write_json
+from .training import fit, loggable, make_accelerator, save_run
 
 logger = get_logger(__name__)
 
@@ -529,7 +529,6 @@ def run(settings: MlmSettings) -> dict:
     ``settings.output_dir``. Returns the metrics (``before`` / ``after`` held-out MLM loss and perplexity)."""
     from accelerate.utils import set_seed
 
-    out = Path(settings.output_dir)
     model_path = resolve_model_name(settings.model)
     config = AutoConfig.from_pretrained(model_path)
     masked_lm_class(
@@ -634,11 +633,5 @@ def run(settings: MlmSettings) -> dict:
             main_process_only=True,
         )
     metrics["train_history"] = history
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        write_json(out / "metrics.json", metrics)
-        write_json(out / "training_args.json", run_record(settings))
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    save_run(accelerator, model, tokenizer, settings, metrics)
     return metrics

@@ -15,7 +15,6 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from accelerate.logging import get_logger
@@ -24,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .encoders import hub_name, resolve_model_name
 from .hub.modeling_bert_crf import BertCrfForTokenClassification
-from .lora import apply_lora_from_settings, save_adapter
+from .lora import apply_lora_from_settings
 from .metrics import ner_scores_from_tags
 from .ner_data import (
     EncodedWindow,
@@ -38,7 +37,7 @@ from .ner_data import (
 )
 from .sampling import LengthGroupedBatchSampler
 from .settings import FineTuneSettings, add_lora_arguments
-from .training import fit, loggable, make_accelerator, run_record, write_json
+from .training import fit, loggable, make_accelerator, save_run
 
 logger = get_logger(__name__)
 
@@ -210,7 +209,6 @@ def run(settings: NerSettings) -> dict:
     evaluation runs the adapted model and OUT holds the adapter folder (:mod:`modeling_ade.lora`)."""
     from accelerate.utils import set_seed
 
-    output_dir = Path(settings.output_dir)
     accelerator = make_accelerator(settings)
     if accelerator.is_main_process:
         accelerator.init_trackers("ner", config=loggable(settings.record()))
@@ -297,20 +295,12 @@ def run(settings: NerSettings) -> dict:
     )
     if lora is not None:
         metrics["lora"] = lora
+    save_run(accelerator, model, tokenizer, settings, metrics)
     if accelerator.is_main_process:
-        if lora is not None:  # the adapter + what rebuilds its base (modeling_ade/lora.py)
-            save_adapter(unwrapped, output_dir, tokenizer)
-        else:
-            unwrapped.save_pretrained(output_dir)
-            tokenizer.save_pretrained(output_dir)
-        write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "training_args.json", run_record(settings))
         print(
             f"\n{where}, evaluation split, strict entity-level scores "
             f"(head {settings.head}, layer decay {settings.layer_decay:g}):\n" + format_ner_table(metrics)
         )
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
     return metrics
 
 

@@ -290,6 +290,42 @@ def fit(
     return state.history
 
 
+def save_run(
+    accelerator: Accelerator,
+    model,
+    tokenizer,
+    settings: TrainSettings,
+    metrics: dict,
+    *,
+    pipeline_task: str | None = None,
+) -> None:
+    """The end of every task's run; call it on every process.
+
+    The state dict is gathered with ``accelerator.get_state_dict`` on every process (as Accelerate needs under
+    sharded training), then the main process writes to ``settings.output_dir``: the full model (its code, and
+    for a custom ``pipeline_task`` the pipeline's code and ``custom_pipelines``, as ``pipeline(...).save_pretrained``
+    writes them) or, for a LoRA-wrapped model, the adapter folder (:func:`modeling_ade.lora.save_adapter`); the
+    tokenizer; ``metrics.json``; ``training_args.json`` (:func:`run_record`).
+    """
+    from .lora import record_custom_pipeline, save_adapter
+
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        out = Path(settings.output_dir)
+        unwrapped = accelerator.unwrap_model(model)
+        if getattr(unwrapped, "peft_config", None) is not None:  # the adapter + what rebuilds its base
+            save_adapter(unwrapped, out, tokenizer, pipeline_task)
+        else:
+            if pipeline_task is not None:
+                record_custom_pipeline(unwrapped.config, pipeline_task, out)
+            unwrapped.save_pretrained(out, state_dict=state_dict)
+            tokenizer.save_pretrained(out)
+        write_json(out / "metrics.json", metrics)
+        write_json(out / "training_args.json", run_record(settings))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
 def loggable(values: dict) -> dict:
     """Arguments as JSON / tracker friendly scalars (``None`` left out, others as strings)."""
     return {

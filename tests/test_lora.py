@@ -17,7 +17,7 @@ from conftest import tiny_encoder_config
 
 import push_to_hub
 import train
-from modeling_ade import ade_task, ner_task
+from modeling_ade import lora as lora_module
 from modeling_ade.lora import (
     LoraSettings,
     apply_lora,
@@ -26,6 +26,7 @@ from modeling_ade.lora import (
     load_adapter_model,
     save_adapter,
 )
+from modeling_ade.ner_data import load_tokenizer
 
 TEXT = "Intravenous azithromycin-induced ototoxicity after cisplatin."
 COMMON = ["--epochs", "1", "--batch-size", "4", "--learning-rate", "1e-3", "--report-to", "none"]
@@ -75,7 +76,7 @@ def tiny_encoder(tmp_path_factory, minilm_tokenizer):
     return folder
 
 
-def train_and_capture(task_module, argv: list[str], forward) -> dict:
+def train_and_capture(argv: list[str], forward) -> dict:
     """Run ``train.main(argv)``; at the moment the adapter is saved, record the trained model's trainable
     parameter names, its LoRA B matrices and ``forward(model, tokenizer)`` (the in-process outputs)."""
     captured = {}
@@ -87,7 +88,7 @@ def train_and_capture(task_module, argv: list[str], forward) -> dict:
         save_adapter(model, output_dir, tokenizer, pipeline_task)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(task_module, "save_adapter", spy)
+        patch.setattr(lora_module, "save_adapter", spy)  # training.save_run looks it up there
         captured["metrics"] = train.main(argv)
     return captured
 
@@ -97,7 +98,7 @@ def ade_run(tmp_path_factory, tiny_encoder, ade_data_dir, minilm_tokenizer):
     out = tmp_path_factory.mktemp("ade") / "run"
     argv = ["ade", "--model", str(tiny_encoder), "--output-dir", str(out), "--data-dir", str(ade_data_dir)]
     argv += ["--max-train-samples", "16", "--max-eval-samples", "8", *COMMON, "--lora-r", "4"]
-    return out, train_and_capture(ade_task, argv, ade_outputs)
+    return out, train_and_capture(argv, ade_outputs)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -217,6 +218,37 @@ def test_ade_run_saves_an_adapter_that_reloads_with_the_same_outputs(ade_run, ti
 
 
 @pytest.mark.data
+def test_load_trained_and_predict_take_the_adapter_folder(ade_run, minilm_tokenizer, tmp_path):
+    """``load_trained`` rebuilds the adapter (merged: a plain task model, same outputs) and ``predict.py`` runs
+    on the adapter folder as on a full model's."""
+    from transformers import pipeline
+
+    import predict
+    from modeling_ade.artifacts import load_trained
+
+    out, captured = ade_run
+    merged = load_trained(out, merge=True)
+    assert type(merged).__name__ == "JointNerReForAdeExtraction" and not merged.training
+    assert_same(ade_outputs(merged, minilm_tokenizer), captured["outputs"])
+    texts = ["Severe hepatotoxicity developed after isoniazid.", "No adverse event here."]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert (
+        predict.main([str(tmp_path / "in.txt"), "--model", str(out), "--output", str(tmp_path / "out.jsonl")])
+        == 0
+    )
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    expected = pipeline("ade-extraction", model=merged, tokenizer=minilm_tokenizer)(texts)
+
+    def rounded(value):  # scores agree to float noise (another batch, another padding)
+        if isinstance(value, dict):
+            return {k: round(v, 4) if k == "score" else rounded(v) for k, v in value.items()}
+        return [rounded(v) for v in value] if isinstance(value, list) else value
+
+    assert rounded([{k: r[k] for k in ("entities", "relations")} for r in rows]) == rounded(expected)
+    assert any(r["entities"] for r in rows)  # the comparison compares something
+
+
+@pytest.mark.data
 def test_adapter_loads_by_the_readme_recipe_without_modeling_ade(ade_run, minilm_tokenizer, tmp_path):
     out, captured = ade_run
     inputs = {k: v.tolist() for k, v in ade_inputs(minilm_tokenizer).items()}
@@ -311,7 +343,7 @@ def test_ner_run_on_a_cut_minilm_keeps_the_crf_and_reloads(tmp_path, minilm_toke
         str(data),
     ]
     argv += ["--train-split", "train", "--eval-split", "train[:8]", "--max-length", "32", *COMMON]
-    captured = train_and_capture(ner_task, [*argv, "--lora-r", "2", "--lora-alpha", "8"], ner_outputs)
+    captured = train_and_capture([*argv, "--lora-r", "2", "--lora-alpha", "8"], ner_outputs)
 
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert adapter["modules_to_save"] == ["hidden_layer", "classifier", "crf"] and adapter["lora_alpha"] == 8
@@ -322,7 +354,7 @@ def test_ner_run_on_a_cut_minilm_keeps_the_crf_and_reloads(tmp_path, minilm_toke
     assert any(".crf.modules_to_save." in n for n in captured["trainable"])
     assert all("lora_" in n or ".modules_to_save." in n for n in captured["trainable"])
 
-    tokenizer = ner_task.load_tokenizer(MINILM, resolve_model_name(MINILM))
+    tokenizer = load_tokenizer(MINILM, resolve_model_name(MINILM))
     assert_same(ner_outputs(load_adapter_model(out), tokenizer), captured["outputs"])
 
     # --merge rebuilds the base from the encoder named in adapter_config.json, cut to the saved configuration
