@@ -50,6 +50,7 @@ class AdeSettings(FineTuneSettings):
     max_length: int = 128
     fold: int = 0
     cv: int | None = None
+    folds: tuple[int, ...] | None = None
     ner_loss_weight: float = 0.5
     classifier_dropout: float = 0.1
     no_negatives: bool = False
@@ -65,6 +66,15 @@ class AdeSettings(FineTuneSettings):
             raise ValueError(f"--fold must be between 0 and 9, got {self.fold}")
         if self.cv is not None and not 1 <= self.cv <= 10:
             raise ValueError(f"--cv must be between 1 and 10, got {self.cv}")
+        if self.folds is not None:
+            object.__setattr__(self, "folds", tuple(self.folds))
+            if not self.cv:
+                raise ValueError("--folds applies to --cv only")
+            outside = [k for k in self.folds if not 0 <= k < self.cv]
+            if outside or not self.folds:
+                raise ValueError(
+                    f"--folds must name folds of --cv {self.cv} (0..{self.cv - 1}), got {list(self.folds)}"
+                )
         if self.cv and self.resume_from not in (None, "latest"):
             raise ValueError(
                 "--cv resumes with `--resume-from latest` (each fold from its own OUT/fold_K/checkpoints)"
@@ -97,6 +107,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="cross-validation over folds 0..N-1 (10 = the full protocol); per-fold results in "
         "OUT/fold_K and mean ± std in OUT/metrics.json",
+    )
+    g.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="K",
+        help="with --cv: train only these folds in this run (e.g. share the folds out over machines or sessions); "
+        "the others are kept when finished before (--resume-from latest) and the cross-validation summary is "
+        "written once OUT holds every fold (default: all folds)",
     )
     g.add_argument(
         "--ner-loss-weight",
@@ -417,12 +437,15 @@ def run(settings: AdeSettings) -> dict:
     out = Path(settings.output_dir)
     folds = list(range(settings.cv)) if settings.cv else [settings.fold]
     negatives = None  # read after the first fold, so a missing corpus folder is reported for the main files
-    per_fold = []
+    per_fold, waiting = [], []
     for fold in folds:
         fold_dir = out / f"fold_{fold}" if settings.cv else out
         if settings.cv and settings.resume_from and (fold_dir / "metrics.json").is_file():
             print(f"fold {fold}: finished before ({fold_dir / 'metrics.json'}), kept (--resume-from latest)")
             per_fold.append(json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8")))
+            continue
+        if settings.folds is not None and fold not in settings.folds:
+            waiting.append(fold)
             continue
         splits = load_ade(f"fold_{fold}", data_dir=settings.data_dir)
         train = list(splits["train"])[: settings.max_train_samples]
@@ -445,6 +468,12 @@ def run(settings: AdeSettings) -> dict:
         )
     if not settings.cv:
         return per_fold[0]
+    if waiting:
+        print(
+            f"\nfolds {waiting} not trained yet (--folds): the cross-validation summary is written when OUT holds "
+            f"all {settings.cv}; train them with --folds and --resume-from latest"
+        )
+        return {"folds_finished": len(per_fold), "folds_waiting": waiting}
     summary = aggregate_folds(
         [{k: m[k] for k in ("overlap_kept", "overlap_removed", "real_text") if k in m} for m in per_fold]
     )

@@ -36,10 +36,12 @@ RESULT_NEUTRAL = frozenset(
         "checkpoint_every",
         "keep_checkpoints",
         "data_dir",
+        "folds",
     }
 )
 """Settings that may differ on a resume: where things go, how often to log or checkpoint, the evaluation
-batch size (same predictions), and where the corpus is read from (same files, another path)."""
+batch size (same predictions), where the corpus is read from (same files, another path), and which folds of a
+cross-validation this invocation trains (each fold's result is the same)."""
 
 
 class RunGuardError(ValueError):

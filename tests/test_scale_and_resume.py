@@ -360,8 +360,6 @@ def test_config_files_load_in_accelerate(path):
 
     config = load_config_from_file(str(path))
     assert config.main_training_function == "main"
-    if path.stem == "fsdp":
-        assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "BertLayer"
 
 
 # ----------------------------------------------------------------------------------------------------

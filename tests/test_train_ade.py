@@ -55,22 +55,17 @@ def test_single_fold_writes_model_metrics_and_arguments(ade_data_dir, tmp_path):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_cross_validation_aggregates_folds(ade_data_dir, tmp_path, capsys):
+def test_cross_validation_aggregates_folds_trained_in_two_runs(ade_data_dir, tmp_path, capsys):
+    """``--folds`` shares the folds out over runs; the summary comes once OUT holds every fold."""
     out = tmp_path / "cv"
-    train.main(
-        [
-            "ade",
-            "--output-dir",
-            str(out),
-            "--cv",
-            "2",
-            "--data-dir",
-            str(ade_data_dir),
-            *SMALL,
-            "--report-to",
-            "none",
-        ]
-    )
+    argv = ["ade", "--output-dir", str(out), "--cv", "2", "--data-dir", str(ade_data_dir), *SMALL]
+    first = train.main([*argv, "--report-to", "none", "--folds", "1"])
+    assert first == {"folds_finished": 1, "folds_waiting": [0]}
+    assert (out / "fold_1" / "metrics.json").is_file() and not (out / "fold_0").exists()
+    assert not (out / "metrics.json").exists(), "a summary of one fold of two"
+    fold_1 = (out / "fold_1" / "metrics.json").read_text()
+    train.main([*argv, "--report-to", "none", "--folds", "0", "--resume-from", "latest"])
+    assert (out / "fold_1" / "metrics.json").read_text() == fold_1  # kept, not trained again
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["folds"] == [0, 1]
     assert json.loads((out / "training_args.json").read_text())["cv"] == 2
