@@ -164,7 +164,8 @@ def requirements_txt(config: dict) -> bytes:
 def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
     """The manifest of ``push_to_hub.py model`` and a default commit message."""
     from modeling_ade.lora import MergeError, merge_adapter
-    from modeling_ade.model_card import build_model_card, read_model_run
+    from modeling_ade.model_card import build_model_card
+    from modeling_ade.model_run import read_model_run
 
     folder = Path(args.folder)
     is_adapter = (folder / ADAPTER_CONFIG).is_file()

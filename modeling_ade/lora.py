@@ -276,7 +276,7 @@ def merge_adapter(
     from peft import PeftConfig, PeftModel
     from transformers import AutoConfig, AutoTokenizer, pipeline
 
-    from .model_card import MODEL_KINDS
+    from .model_run import MODEL_KINDS
 
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
     base_ref = base_model or peft_config.base_model_name_or_path

@@ -1,6 +1,6 @@
 """Model cards for trained model folders: YAML metadata and the Markdown body (not Hub code).
 
-``push_to_hub.py model`` calls :func:`read_model_run` on a ``train.py`` output folder and
+``push_to_hub.py model`` calls :func:`~modeling_ade.model_run.read_model_run` on a ``train.py`` output folder and
 :func:`build_model_card` to write the repository's ``README.md``:
 
 - metadata: ``license`` (from the encoder's licence when known), ``language``, ``tags`` (with
@@ -18,368 +18,26 @@ pipeline) and ``bert_crf`` (Chinese HealthNER, ``token-classification`` pipeline
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData
 
-# --------------------------------------------------------------------------------------------------------
-# What a model folder says about itself
-# --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelKind:
-    """What the card says about one ``config.model_type``."""
-
-    title: str
-    pipeline: str  # the pipeline task the model is used with
-    corpus: str  # the default training corpus: "ade" or "chinese_healthner"
-    tags: tuple[str, ...]
-    widget: tuple[str, ...]
-    summary: str
-
-
-MODEL_KINDS: dict[str, ModelKind] = {
-    "joint_ner_re": ModelKind(
-        title="joint NER + relation extraction of adverse drug events",
-        pipeline="ade-extraction",
-        corpus="ade",
-        tags=("relation-extraction", "ner", "adverse-drug-events", "biomedical", "joint-ner-re"),
-        widget=(
-            "Intravenous azithromycin-induced ototoxicity.",
-            "A 54-year-old woman developed severe hepatotoxicity after two months of methotrexate.",
-        ),
-        summary=(
-            "One pre-trained encoder shared by two heads trained jointly: a token-level NER head (softmax over "
-            "BIO tags; a word's tag is the tag of its first sub-word) finds drugs and adverse effects, and an "
-            "R-BERT relation head classifies every (adverse effect, drug) pair from the encoder states of "
-            "`[CLS]` and of each entity's last sub-word. Loss: `λ·L_ner + (1 − λ)·L_rel`. All candidate pairs "
-            "of a sentence are classified from one encoder pass."
-        ),
-    ),
-    "bert_crf": ModelKind(
-        title="BERT-CRF named entity recognition",
-        pipeline="token-classification",
-        corpus="chinese_healthner",
-        tags=("ner", "crf", "biomedical", "chinese", "healthcare", "bert-crf"),
-        widget=("服用阿斯匹靈後出現胃痛和頭暈，醫師建議改用普拿疼。",),
-        summary=(
-            "An encoder, two linear layers and a linear-chain CRF (transition scores; forward algorithm for the "
-            "loss, Viterbi decoding), trained with layer-wise learning-rate decay. Character-level BIO tags."
-        ),
-    ),
-}
-
-ADE_HUB_DATASET = "ade-benchmark-corpus/ade_corpus_v2"
-"""The ADE corpus V2 on the Hub (the same corpus; this project's folds are SpERT's 10-fold split)."""
-
-ENCODER_ALIASES = {
-    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
-    "m3e-small": "moka-ai/m3e-small",
-}
-
-
-@dataclass(frozen=True)
-class Licence:
-    """A licence as the Hub's metadata spells it, and one sentence for the card's text."""
-
-    hub_id: str
-    text: str
-    name: str | None = None  # Hub `license_name`, only with hub_id "other"
-    link: str | None = None  # Hub `license_link`, only with hub_id "other"
-
-
-ENCODER_LICENCES: dict[str, Licence] = {
-    "sentence-transformers/all-MiniLM-L6-v2": Licence("apache-2.0", "Apache-2.0"),
-    "moka-ai/m3e-small": Licence(
-        "other",
-        "research use only, no commercial use (its model card: trained on non-commercial datasets)",
-        name="m3e-research-only",
-        link="https://huggingface.co/moka-ai/m3e-small",
-    ),
-}
-UNKNOWN_LICENCE = Licence("unknown", "not known to this tool: check the encoder's own model card")
-
-
-@dataclass
-class ModelRun:
-    """The files of a trained model folder that the card is made from (read, never written)."""
-
-    folder: Path
-    config: dict[str, Any] = field(default_factory=dict)  # config.json ({} when absent)
-    training_args: dict[str, Any] = field(default_factory=dict)  # training_args.json ({} when absent)
-    metrics: dict[str, Any] | None = None  # metrics.json
-    cv_metrics: dict[str, Any] | None = None  # the parent's metrics.json when this is fold K of a --cv run
-    fold: int | None = None  # the fold evaluated on, when known
-    adapter_config: dict[str, Any] | None = None  # adapter_config.json of a PEFT adapter
-
-    @property
-    def model_type(self) -> str | None:
-        return self.config.get("model_type")
-
-    @property
-    def kind(self) -> ModelKind | None:
-        return MODEL_KINDS.get(self.model_type or "")
-
-    @property
-    def corpus(self) -> str | None:
-        """``"ade"``, ``"chinese_healthner"``, ``"custom"`` (``train.py ner --dataset``) or None (unknown kind)."""
-        if self.kind is None:
-            return None
-        return "custom" if self.training_args.get("dataset") else self.kind.corpus
-
-    @property
-    def is_adapter(self) -> bool:
-        return self.adapter_config is not None
-
-    @property
-    def pipeline_task(self) -> str:
-        """The custom pipeline saved with the model (``ade-extraction``), else ``token-classification``."""
-        return next(iter(self.config.get("custom_pipelines") or {}), "token-classification")
-
-    @property
-    def auto_class(self) -> str:
-        """The ``AutoModel...`` class of ``auto_map`` that loads the model (``AutoModel`` if none is given)."""
-        classes = [k for k in self.config.get("auto_map") or {} if k != "AutoConfig"]
-        return classes[0] if classes else "AutoModel"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def read_model_run(folder: str | Path) -> ModelRun:
-    """Read ``config.json``, ``training_args.json``, ``metrics.json`` (and ``adapter_config.json``) of a
-    model folder; for ``OUT/fold_K`` of a ``--cv`` run also ``OUT/metrics.json`` (the cross-validation)."""
-    folder = Path(folder)
-    run = ModelRun(
-        folder=folder,
-        config=_read_json(folder / "config.json") or {},
-        training_args=_read_json(folder / "training_args.json") or {},
-        metrics=_read_json(folder / "metrics.json"),
-        adapter_config=_read_json(folder / "adapter_config.json"),
-    )
-    match = re.fullmatch(r"fold_(\d+)", folder.resolve().name)
-    parent = _read_json(folder.resolve().parent / "metrics.json") if match else None
-    if match and parent and "cross_validation" in parent:
-        # train.py --cv writes each fold to OUT/fold_K; its training_args.json keeps the default --fold.
-        run.fold, run.cv_metrics = int(match.group(1)), parent
-    elif "fold" in run.training_args and not run.training_args.get("cv"):
-        run.fold = int(run.training_args["fold"])
-    return run
-
-
-def hub_id_or_none(name: str | None) -> str | None:
-    """``name`` if it looks like a Hub model id (``owner/name``, not a local folder); aliases resolved."""
-    if not name:
-        return None
-    name = ENCODER_ALIASES.get(name, name)
-    if Path(name).is_dir() or Path(name).is_absolute() or name.startswith("."):
-        return None
-    return name if re.fullmatch(r"[\w][\w.-]*/[\w.-]+", name) else None
-
-
-def encoder_name(run: ModelRun) -> str | None:
-    """The pre-trained encoder the model was fine-tuned from, as given to ``train.py --model`` (aliases
-    resolved), else the encoder config's ``_name_or_path``; a local folder is returned as its name only."""
-    given = run.training_args.get("model") or (run.config.get("encoder_config") or {}).get("_name_or_path")
-    if not given:
-        return None
-    return hub_id_or_none(given) or Path(given).name
-
-
-# --------------------------------------------------------------------------------------------------------
-# Metrics -> evaluation table and model-index
-# --------------------------------------------------------------------------------------------------------
-
-# (metrics.json key, model-index metric type, task, human name)
-METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("ner_f1_micro", "f1", "ner", "NER F1, micro (strict spans + types)"),
-    ("ner_precision_micro", "precision", "ner", "NER precision, micro (strict)"),
-    ("ner_recall_micro", "recall", "ner", "NER recall, micro (strict)"),
-    ("ner_f1_macro", "f1", "ner", "NER F1, macro over entity types (strict)"),
-    ("ner_precision_macro", "precision", "ner", "NER precision, macro (strict)"),
-    ("ner_recall_macro", "recall", "ner", "NER recall, macro (strict)"),
-    ("re_f1_strict", "f1", "re", "RE F1, end-to-end strict (spans + entity types + relation type)"),
-    ("re_precision_strict", "precision", "re", "RE precision, end-to-end strict"),
-    ("re_recall_strict", "recall", "re", "RE recall, end-to-end strict"),
-    ("re_f1_boundaries", "f1", "re", "RE F1, end-to-end boundaries (spans + relation type)"),
-    ("re_precision_boundaries", "precision", "re", "RE precision, end-to-end boundaries"),
-    ("re_recall_boundaries", "recall", "re", "RE recall, end-to-end boundaries"),
-    ("re_f1_gold_entities", "f1", "re", "RE F1, gold entities given"),
-    ("re_precision_gold_entities", "precision", "re", "RE precision, gold entities given"),
-    ("re_recall_gold_entities", "recall", "re", "RE recall, gold entities given"),
-    (
-        "neg_false_positive_rate",
-        "false_positive_rate",
-        "sentence",
-        "Held-out negative sentences with at least one relation (lower is better)",
-    ),
-    ("sentence_f1", "f1", "sentence", "Sentence states an ADE: F1"),
-    ("sentence_precision", "precision", "sentence", "Sentence states an ADE: precision"),
-    ("sentence_recall", "recall", "sentence", "Sentence states an ADE: recall"),
+from .card_metrics import eval_results, evaluation_blocks, evaluation_table, evaluation_text
+from .model_run import (
+    ADE_HUB_DATASET,
+    ENCODER_LICENCES,
+    MODEL_KINDS,
+    UNKNOWN_LICENCE,
+    Licence,
+    ModelRun,
+    encoder_name,
+    hub_id_or_none,
 )
-TASKS = {
-    "ner": ("token-classification", "Named entity recognition"),
-    "re": ("relation-extraction", "Relation extraction (adverse effect → drug)"),
-    "sentence": ("text-classification", "Sentence-level ADE detection on real text"),
-}
-OVERLAP_VARIANTS = {  # the metric blocks of an ADE metrics.json (the real-text block is not an overlap variant)
-    "overlap_kept": "overlapping entities kept",
-    "overlap_removed": "overlapping entities removed",
-    "real_text": "real text: test part + held-out negative sentences",
-}
 
-
-@dataclass
-class EvalBlock:
-    """One column group of the evaluation: a scope (a test split or a CV mean) and an overlap variant."""
-
-    scope: str  # "fold 3 test part" / "10-fold cross-validation, mean over folds"
-    variant: str  # "overlapping entities kept" / "" when the metrics have no overlap variants
-    values: dict[str, float]  # metrics.json key -> value (the mean for CV)
-    stds: dict[str, float | None] = field(default_factory=dict)  # CV only
-    dataset_config: str | None = None
-    dataset_split: str | None = None
-
-
-def _variants(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """``[(variant name, block)]``: the two overlap blocks (ADE), else the top level as one block."""
-    if any(k in metrics for k in OVERLAP_VARIANTS):
-        return [
-            (OVERLAP_VARIANTS[k], metrics[k]) for k in OVERLAP_VARIANTS if isinstance(metrics.get(k), dict)
-        ]
-    return [("", metrics)]
-
-
-def evaluation_blocks(run: ModelRun) -> list[EvalBlock]:
-    """The model's own test results (``metrics.json``), then the cross-validation means (``--cv``)."""
-    blocks: list[EvalBlock] = []
-    args = run.training_args
-    if run.metrics and "cross_validation" not in run.metrics:
-        if run.corpus == "ade" and run.fold is not None:
-            scope, config, split = f"fold {run.fold} test part", f"fold_{run.fold}", "test"
-        elif run.corpus == "chinese_healthner":
-            scope, config, split = "dev split (project protocol)", "dev", "validation"
-        else:
-            split = args.get("eval_split") or "validation"
-            scope, config = f"{split} split", args.get("eval_dataset_config") or args.get("dataset_config")
-        n = run.metrics.get("num_test_sentences", run.metrics.get("num_eval_sentences"))
-        scope += f", {n:,} sentences" if isinstance(n, int) else ""
-        for variant, block in _variants(run.metrics):
-            values = {k: float(block[k]) for k, *_ in METRICS if _is_number(block.get(k))}
-            if values:
-                blocks.append(EvalBlock(scope, variant, values, dataset_config=config, dataset_split=split))
-    cv = (run.cv_metrics or run.metrics or {}).get("cross_validation")
-    if cv:
-        folds = (run.cv_metrics or run.metrics or {}).get("folds") or []
-        scope = f"{len(folds)}-fold cross-validation, mean over folds" if folds else "cross-validation mean"
-        for variant, block in _variants(cv):
-            stats = {
-                k: block[k] for k, *_ in METRICS if isinstance(block.get(k), dict) and "mean" in block[k]
-            }
-            if stats:
-                blocks.append(
-                    EvalBlock(
-                        scope,
-                        variant,
-                        {k: float(s["mean"]) for k, s in stats.items()},
-                        {k: s.get("std") for k, s in stats.items()},
-                        dataset_split="test",
-                    )
-                )
-    return blocks
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def metric_name(key: str, variant: str) -> str:
-    """The model-index ``name`` of a metric: its human name + the overlap variant."""
-    name = next(n for k, _, _, n in METRICS if k == key)
-    return f"{name}; {variant}" if variant else name
-
-
-def eval_results(blocks: list[EvalBlock], dataset_id: str, dataset_name: str) -> list[EvalResult]:
-    """One ``EvalResult`` per (block, metric); ``ModelCardData`` groups them into ``model-index``."""
-    results = []
-    for block in blocks:
-        for key, value in block.values.items():
-            _, metric_type, task, _ = next(m for m in METRICS if m[0] == key)
-            task_type, task_name = TASKS[task]
-            results.append(
-                EvalResult(
-                    task_type=task_type,
-                    task_name=task_name,
-                    dataset_type=dataset_id,
-                    dataset_name=f"{dataset_name}, {block.scope}",
-                    dataset_config=block.dataset_config,
-                    dataset_split=block.dataset_split,
-                    metric_type=metric_type,
-                    metric_value=value,
-                    metric_name=metric_name(key, block.variant),
-                )
-            )
-    return results
-
-
-def evaluation_table(blocks: list[EvalBlock]) -> str:
-    """Markdown: one row per metric, one column per block (CV columns show mean ± std)."""
-    if not blocks:
-        return "_No `metrics.json` with metrics of the evaluation contract was found next to the model._\n"
-    keys = [k for k, *_ in METRICS if any(k in b.values for b in blocks)]
-    header = ["metric"] + [f"{b.scope}" + (f", {b.variant}" if b.variant else "") for b in blocks]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key in keys:
-        cells = [next(n for k, _, _, n in METRICS if k == key)]
-        for block in blocks:
-            if key not in block.values:
-                cells.append("–")
-                continue
-            cell = f"{block.values[key]:.4f}"
-            if block.stds.get(key) is not None:
-                cell += f" ± {block.stds[key]:.4f}"
-            cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _evaluation_text(blocks: list[EvalBlock]) -> str:
-    """What the evaluation columns mean: only the conventions present."""
-    keys = {k for b in blocks for k in b.values}
-    parts = [
-        "Strict scores from the run's `metrics.json` (also in this repository). NER: exact entity spans and "
-        "types (conlleval chunking), micro and macro over entity types."
-    ]
-    if any(k.startswith("re_") for k in keys):
-        parts.append(
-            "RE end-to-end *strict*: both entity spans, both entity types and the relation type must match "
-            '("RE+"); *boundaries*: spans and relation type, entity types ignored; *gold entities*: relation '
-            "classification when the gold entities are given."
-        )
-    if any(b.variant == OVERLAP_VARIANTS["overlap_removed"] for b in blocks):
-        parts.append(
-            '"Overlapping entities removed" drops gold entities that overlap another gold entity, their '
-            "relations, and predictions over them, as much of the literature does."
-        )
-    if any(b.variant == OVERLAP_VARIANTS["real_text"] for b in blocks):
-        parts.append(
-            "Real text: the literature's test sentences all state an adverse event, real text mostly does not. "
-            "The fold's held-out part of the negative sentences (`ADE-NEG.txt`, PubMed-disjoint from those "
-            "trained on) is scored with the test part: a sentence is flagged when the model extracts at least "
-            "one relation from it."
-        )
-    if any(b.stds for b in blocks):
-        parts.append("Cross-validation columns: mean ± sample standard deviation over folds.")
-    return " ".join(parts)
+# --------------------------------------------------------------------------------------------------------
+# The card
+# --------------------------------------------------------------------------------------------------------
 
 
 def _limitations_text(run: ModelRun, encoder: str | None, licence: Licence) -> str:
@@ -399,10 +57,6 @@ def _limitations_text(run: ModelRun, encoder: str | None, licence: Licence) -> s
 - `trust_remote_code=True` executes this repository's Python files: pin a reviewed revision.
 """
 
-
-# --------------------------------------------------------------------------------------------------------
-# The card
-# --------------------------------------------------------------------------------------------------------
 
 METHOD_CITATIONS = {
     "joint_ner_re": [
@@ -743,7 +397,7 @@ def build_model_card(
 {_protocol_text(run)}
 ## Evaluation
 
-{_evaluation_text(blocks)}
+{evaluation_text(blocks)}
 
 {evaluation_table(blocks)}
 ## Limitations

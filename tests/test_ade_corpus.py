@@ -11,22 +11,24 @@ import datasets
 import pytest
 
 from datasets_scripts import ade_corpus
-from datasets_scripts.ade_corpus import (
-    CONFIG_NAMES,
+from datasets_scripts.ade_corpus import CONFIG_NAMES, load_ade, resolve_corpus_dir
+from datasets_scripts.ade_files import (
     ENTITY_TYPES,
     RELATION_TYPES,
     AdeFormatError,
+    group_sentences,
+    parse_negative_line,
+    parse_relation_line,
+    relation_example,
+)
+from datasets_scripts.ade_text import (
     align_tokens,
     char_span_to_token_span,
     count_overlapping_pairs,
     find_occurrences,
     infer_sentence_offset,
     is_whole_word,
-    load_ade,
     locate_mention,
-    parse_negative_line,
-    parse_relation_line,
-    resolve_corpus_dir,
     tokenize,
 )
 from datasets_scripts.common import DataDirError
@@ -400,11 +402,9 @@ def test_relation_example_dedups_mentions_and_strips_spaces():
         f"7|{sentence}|bleeding|138|146|heparin|123|130",
         f"7|{sentence}|HIT |115|119|Heparin|100|107",
     ]
-    (raw,) = ade_corpus.group_sentences(
-        parse_relation_line(line, lineno=i) for i, line in enumerate(lines, 1)
-    )
+    (raw,) = group_sentences(parse_relation_line(line, lineno=i) for i, line in enumerate(lines, 1))
     counts = Counter()
-    row = ade_corpus.relation_example(raw, counts)
+    row = relation_example(raw, counts)
     assert row["id"] == "7-0"
     assert [(e["text"], e["type"], e["start"]) for e in row["entities"]] == [
         ("Heparin", "Drug", 0),

@@ -28,8 +28,8 @@ from transformers import pipeline
 
 import push_to_hub
 from modeling_ade import AdeExtractionPipeline, JointNerReForAdeExtraction
+from modeling_ade.card_metrics import METRICS, OVERLAP_VARIANTS, metric_name
 from modeling_ade.metrics import aggregate_folds, compute_ade_metrics, real_text_metrics
-from modeling_ade.model_card import METRICS, OVERLAP_VARIANTS, metric_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_testTOKENdoNotLeak0123456789abcdef"

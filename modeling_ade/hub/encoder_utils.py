@@ -3,7 +3,9 @@
 Both task models (``modeling_joint_ner_re``, ``modeling_bert_crf``) keep any ``AutoModel`` encoder under
 ``encoder``; :func:`build_encoder` builds it (without the unused pooler where the family allows), and
 :func:`load_encoder_weights` copies a pre-trained checkpoint's weights into it, refusing weights that do not
-fit. ``from_encoder`` (training) and ``load_pretrained_encoder`` (rebuilding a LoRA adapter's base) use them.
+fit. :class:`EncoderModelMixin` gives both models what follows from that: ``from_encoder`` (a new model on a
+pre-trained encoder, for training), ``load_pretrained_encoder`` (rebuilding a LoRA adapter's base) and
+``get_input_embeddings``; :class:`EncoderConfigMixin` gives both configs the encoder's sizes.
 
 Hub code: imports only ``torch`` and ``transformers`` (this file is copied next to the weights).
 """
@@ -55,3 +57,31 @@ class EncoderConfigMixin:
     @property
     def max_position_embeddings(self) -> int | None:
         return getattr(self.encoder_config, "max_position_embeddings", None)
+
+
+class EncoderModelMixin:
+    """For the task models (a ``PreTrainedModel`` whose ``config_class`` takes ``encoder_config``; the encoder
+    under ``encoder``)."""
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, encoder_kwargs: dict | None = None, **config_kwargs):
+        """Build the model on pre-trained encoder weights (any ``AutoModel`` checkpoint); the heads start random.
+
+        Args:
+            encoder_name_or_path: Hub id or folder of the encoder.
+            encoder_kwargs: passed to the encoder's ``from_pretrained`` (``{"num_hidden_layers": 2}`` keeps the
+                first two layers).
+            config_kwargs: passed to the model's config class.
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
+        model = cls(cls.config_class(encoder_config=encoder.config.to_dict(), **config_kwargs))
+        load_encoder_weights(model.encoder, encoder, encoder_name_or_path)
+        return model
+
+    def load_pretrained_encoder(self, encoder_name_or_path: str) -> None:
+        """Fill the encoder with a pre-trained checkpoint's weights, read with the saved ``encoder_config`` (e.g.
+        to rebuild the base model of a LoRA adapter: the heads then come from the adapter)."""
+        load_pretrained_encoder(self.encoder, encoder_name_or_path, self.config.encoder_config)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()

@@ -40,13 +40,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
 from .configuration_bert_crf import BertCrfConfig
 from .crf import CRF, bio_constraints
-from .encoder_utils import build_encoder, load_encoder_weights, load_pretrained_encoder
+from .encoder_utils import EncoderModelMixin, build_encoder
 
 logger = logging.get_logger(__name__)
 
@@ -104,7 +104,7 @@ def path_logits(
     return torch.where(mask.unsqueeze(2), relative, emissions.to(relative.dtype))
 
 
-class BertCrfPreTrainedModel(PreTrainedModel):
+class BertCrfPreTrainedModel(EncoderModelMixin, PreTrainedModel):
     config_class = BertCrfConfig
     base_model_prefix = "encoder"
     supports_gradient_checkpointing = True
@@ -159,23 +159,11 @@ class BertCrfForTokenClassification(BertCrfPreTrainedModel):
                 ``config.special_token_ids`` unless ``special_token_ids`` is given.
             config_kwargs: passed to [`BertCrfConfig`] (``id2label``, ``head``, ``classifier_dropout``...).
         """
-        encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
         if tokenizer is not None and "special_token_ids" not in config_kwargs:
             config_kwargs["special_token_ids"] = [
                 i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id
             ]
-        config = BertCrfConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
-        model = cls(config)
-        load_encoder_weights(model.encoder, encoder, encoder_name_or_path)
-        return model
-
-    def load_pretrained_encoder(self, encoder_name_or_path: str) -> None:
-        """Fill the encoder with a pre-trained checkpoint's weights, read with the saved `encoder_config` (e.g.
-        to rebuild the base model of a LoRA adapter: the heads then come from the adapter)."""
-        load_pretrained_encoder(self.encoder, encoder_name_or_path, self.config.encoder_config)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.encoder.get_input_embeddings()
+        return super().from_encoder(encoder_name_or_path, encoder_kwargs, **config_kwargs)
 
     def default_decode_mask(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .bio import bio_to_spans
 from .configuration_joint_ner_re import JointNerReConfig
-from .encoder_utils import build_encoder, load_encoder_weights, load_pretrained_encoder
+from .encoder_utils import EncoderModelMixin, build_encoder
 
 PAD = -1  # padding value of entity_spans / relation_pairs rows
 
@@ -199,7 +199,7 @@ class JointNerReRelationHead(nn.Module):
         return self.mlp(fused)  # shape: (B, P, R)
 
 
-class JointNerRePreTrainedModel(PreTrainedModel):
+class JointNerRePreTrainedModel(EncoderModelMixin, PreTrainedModel):
     config_class = JointNerReConfig
     base_model_prefix = "encoder"
     supports_gradient_checkpointing = True
@@ -223,29 +223,6 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         if config.sentence_gate:
             self.sentence_classifier = nn.Linear(config.hidden_size, 2)
         self.post_init()
-
-    @classmethod
-    def from_encoder(
-        cls, encoder_name_or_path: str, encoder_kwargs: dict | None = None, **config_kwargs
-    ) -> JointNerReForAdeExtraction:
-        """Build the model on pre-trained encoder weights (any `AutoModel` checkpoint); heads start random.
-
-        ``encoder_kwargs`` go to the encoder's ``from_pretrained`` (e.g. ``{"num_hidden_layers": 2}`` keeps the
-        first two layers); ``config_kwargs`` go to [`JointNerReConfig`] (``entity_types``, ``ner_loss_weight``...).
-        """
-        encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
-        config = JointNerReConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
-        model = cls(config)
-        load_encoder_weights(model.encoder, encoder, encoder_name_or_path)
-        return model
-
-    def load_pretrained_encoder(self, encoder_name_or_path: str) -> None:
-        """Fill the encoder with a pre-trained checkpoint's weights, read with the saved `encoder_config` (e.g.
-        to rebuild the base model of a LoRA adapter: the heads then come from the adapter)."""
-        load_pretrained_encoder(self.encoder, encoder_name_or_path, self.config.encoder_config)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.encoder.get_input_embeddings()
 
     def candidate_type_ids(self) -> torch.Tensor:
         """``(K, 2)`` long: ``[head_type_index, tail_type_index]`` of every candidate type pair of the config."""
