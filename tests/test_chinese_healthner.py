@@ -11,7 +11,8 @@ import datasets
 import pytest
 
 from datasets_scripts import chinese_healthner as chn
-from datasets_scripts.common import DataDirError
+from datasets_scripts import healthner_files as hf
+from datasets_scripts.common import DataDirError, repair_bio
 
 SOURCE_SIZES = {"healthner": 2531, "multiner_ft": 2035, "multiner_sm": 2208, "multiner_wa": 2381}
 # SOURCE.md; FT: the 4 orphan I- tags become B- (SYMP, INST +1 each, TIME +2), hence 10,849 not 10,845.
@@ -89,15 +90,15 @@ def test_labels_order():
     ],
 )
 def test_repair_bio_each_kind(tags, expected, counts):
-    assert chn.repair_bio(tags, chn.ENTITY_TYPES) == (expected, Counter(counts))
+    assert repair_bio(tags, chn.ENTITY_TYPES) == (expected, Counter(counts))
 
 
 def test_repair_bio_combined_and_clean():
-    fixed, counts = chn.repair_bio(["i-drug", "O-X", "I-DRUG", "B-XYZ", "I-CHEM"], chn.ENTITY_TYPES)
+    fixed, counts = repair_bio(["i-drug", "O-X", "I-DRUG", "B-XYZ", "I-CHEM"], chn.ENTITY_TYPES)
     assert fixed == ["B-DRUG", "O", "B-DRUG", "O", "B-CHEM"]
     assert counts == Counter(lowercase=1, invalid_tag=1, unknown_type=1, orphan_inside=3)
     clean = ["O", "B-BODY", "I-BODY", "B-TIME"]
-    assert chn.repair_bio(clean, chn.ENTITY_TYPES) == (clean, Counter())
+    assert repair_bio(clean, chn.ENTITY_TYPES) == (clean, Counter())
 
 
 # ------------------------------------------------------------------------------------------ real data
@@ -144,16 +145,16 @@ def test_multiner_genres(built):
 @pytest.mark.data
 def test_ft_orphan_inside_repaired_and_counted(healthner_data_dir, caplog):
     path = healthner_data_dir / chn.SOURCE_FILES["multiner_ft"]
-    raw = list(chn.read_char_tag_file(path))
+    raw = list(hf.read_char_tag_file(path))
     orphans = [
         (s.line_no + i, s.tags[i])
         for s in raw
         for i in range(len(s.tags))
-        if chn.repair_bio(s.tags, chn.ENTITY_TYPES)[1]
+        if repair_bio(s.tags, chn.ENTITY_TYPES)[1]
     ]
-    assert sum(chn.repair_bio(s.tags, chn.ENTITY_TYPES)[1]["orphan_inside"] for s in raw) == 4
+    assert sum(repair_bio(s.tags, chn.ENTITY_TYPES)[1]["orphan_inside"] for s in raw) == 4
     with caplog.at_level(logging.WARNING, logger=chn.__name__):
-        examples = chn.read_examples(path, "multiner_ft", "ft")
+        examples = hf.read_examples(path, "multiner_ft", "ft")
     assert len(examples) == 2035 and orphans
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -167,7 +168,7 @@ def test_ft_orphan_inside_repaired_and_counted(healthner_data_dir, caplog):
 def test_other_sources_are_clean(healthner_data_dir, caplog):
     with caplog.at_level(logging.WARNING, logger=chn.__name__):
         for name in ("healthner", "multiner_sm", "multiner_wa"):
-            chn.read_examples(healthner_data_dir / chn.SOURCE_FILES[name], name)
+            hf.read_examples(healthner_data_dir / chn.SOURCE_FILES[name], name)
     assert not caplog.records
 
 
@@ -219,7 +220,7 @@ def test_dev_ids_groups_duplicates_and_stratifies():
 def test_read_char_tag_file_crlf_bom(tmp_path):
     path = tmp_path / "x.txt"
     path.write_bytes("\ufeff頭 B-BODY\r\n痛 I-BODY\r\n\r\n\r\n吃 O\r\n  O\r\n藥 B-DRUG \r\n".encode())
-    sents = list(chn.read_char_tag_file(path))
+    sents = list(hf.read_char_tag_file(path))
     assert [(s.line_no, s.chars, s.tags) for s in sents] == [
         (1, ["頭", "痛"], ["B-BODY", "I-BODY"]),
         (5, ["吃", " ", "藥"], ["O", "O", "B-DRUG"]),
@@ -240,7 +241,7 @@ def test_char_tag_errors_name_file_and_line(tmp_path, bad_line, message):
     path = tmp_path / "bad.txt"
     path.write_text(f"吃 O\n\n藥 O\n{bad_line}\n", encoding="utf-8")
     with pytest.raises(chn.HealthNerFormatError, match=message) as err:
-        list(chn.read_char_tag_file(path))
+        list(hf.read_char_tag_file(path))
     assert str(err.value).startswith(f"{path}:4: ")
     assert err.value.line_no == 4 and err.value.path == str(path)
 
@@ -263,7 +264,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path, bad_record, message):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"tokens": ["吃"], "ner_tags": ["O"]}\n\n' + bad_record + "\n", encoding="utf-8")
     with pytest.raises(chn.HealthNerFormatError, match=message) as err:
-        list(chn.read_healthner_jsonl(path))
+        list(hf.read_healthner_jsonl(path))
     assert str(err.value).startswith(f"{path}:3: ")
 
 
@@ -406,13 +407,13 @@ def test_cli_help_documents_every_flag(capsys):
 
 
 def test_format_detection_by_extension(tmp_path):
-    assert chn.is_json_lines("a.json") and chn.is_json_lines("b.JSONL")
-    assert not chn.is_json_lines("c.txt") and not chn.is_json_lines("d.conll") and not chn.is_json_lines("e")
+    assert hf.is_json_lines("a.json") and hf.is_json_lines("b.JSONL")
+    assert not hf.is_json_lines("c.txt") and not hf.is_json_lines("d.conll") and not hf.is_json_lines("e")
     path = tmp_path / "no_extension"
     path.write_text('{"tokens": ["頭"], "ner_tags": ["B-BODY"]}\n', encoding="utf-8")
-    assert [s.tags for s in chn.read_sentences(path, json_lines=True)] == [["B-BODY"]]
+    assert [s.tags for s in hf.read_sentences(path, json_lines=True)] == [["B-BODY"]]
     with pytest.raises(chn.HealthNerFormatError, match="no_extension:1: "):
-        list(chn.read_sentences(path))
+        list(hf.read_sentences(path))
 
 
 def test_non_utf8_custom_file_names_file_line_and_byte(tmp_path):
