@@ -54,7 +54,7 @@ import argparse
 import logging
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ from datasets_scripts.ade_files import (
     iter_negative_examples,
     iter_relation_examples,
 )
-from datasets_scripts.ade_text import count_overlapping_pairs
+from datasets_scripts.ade_stats import format_table, statistics_table
 from datasets_scripts.common import (
     DataDirError,
     build_dataset_dict,
@@ -326,44 +326,6 @@ def load_ade(
 # --------------------------------------------------------------------------------------------------------
 # Statistics, dataset card, CLI
 # --------------------------------------------------------------------------------------------------------
-
-STATS_COLUMNS = ("config", "split", "sentences", "Drug", "Adverse-Effect", "relations", "overlapping pairs")
-
-
-def split_statistics(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Counts of one split: sentences, entities by type, relations, overlapping entity pairs."""
-    stats = {"sentences": 0, "relations": 0, "overlapping pairs": 0, **{t: 0 for t in ENTITY_TYPES}}
-    for row in rows:
-        stats["sentences"] += 1
-        stats["relations"] += len(row["relations"])
-        stats["overlapping pairs"] += count_overlapping_pairs(row["entities"])
-        for entity in row["entities"]:
-            stats[entity["type"]] += 1
-    return stats
-
-
-def statistics_table(splits: Iterable[tuple[str, str, Iterable[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """One statistics row per ``(config, split, rows)``."""
-    return [{"config": c, "split": s, **split_statistics(rows)} for c, s, rows in splits]
-
-
-def format_table(table: Sequence[dict[str, Any]], *, markdown: bool = False) -> str:
-    """Render statistics rows as aligned plain text, or as a Markdown table."""
-    cells = [
-        [str(row[c]) if not isinstance(row[c], int) else f"{row[c]:,}" for c in STATS_COLUMNS]
-        for row in table
-    ]
-    if markdown:
-        lines = ["| " + " | ".join(STATS_COLUMNS) + " |", "|" + "---|" * len(STATS_COLUMNS)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(STATS_COLUMNS)]
-
-    def fmt(row: Sequence[str]) -> str:
-        return "  ".join(
-            v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
-        )
-
-    return "\n".join([fmt(STATS_COLUMNS), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)])
 
 
 def dataset_card(table: Sequence[dict[str, Any]]) -> str:
