@@ -62,7 +62,8 @@ def settings_class(module) -> type[TrainSettings]:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every task, or with ``only`` the flags of that task alone (the others listed by name)."""
+    """The parser of every task, or with ``only`` the flags of that task alone (the others listed by name only, their
+    modules not imported; ``only=""`` imports none)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -82,7 +83,7 @@ def parse_settings(argv: list[str] | None = None) -> TrainSettings:
     """The typed settings of a command line; a bad value exits with the parser's usage and the flag named."""
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only=chosen if chosen in task_names() else None)
+    parser = build_parser(only=chosen if chosen in task_names() else "")  # "": no task module imported
     args = parser.parse_args(argv)
     try:
         settings = settings_class(task_module(args.task)).from_args(args)

@@ -4,7 +4,8 @@
 #   before: --no-negatives --relation-negatives gold-pairs --no-sentence-gate (the literature's setting)
 #   after:  the defaults (negatives 1:1 per epoch, sentence gate, predicted-entity relation negatives)
 # Each run resumes at fold granularity (--resume-from latest): run the script again to go on. About 65 min
-# (before) and 2 h (after) on 2 quiet CPU cores. ONLY=before|after runs one of them; FOLDS=N shortens to N folds.
+# (before) and 2 h (after) on 2 quiet CPU cores. ONLY=before|after runs one of them; FOLDS=N shortens to N folds;
+# TRAIN_FOLDS="7 8 9" trains only those folds now (train.py --folds: the summary waits for every fold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -12,7 +13,7 @@ OUT=${OUT:-runs/bench}
 FOLDS=${FOLDS:-10}
 mkdir -p "$OUT"
 common=(--model sentence-transformers/all-MiniLM-L6-v2 --cv "$FOLDS" --epochs 5 --learning-rate 1e-4
-        --report-to none --resume-from latest)
+        --report-to none --resume-from latest ${TRAIN_FOLDS:+--folds $TRAIN_FOLDS})
 if [[ ${ONLY:-before} == before ]]; then
   echo "== before: literature-only training data =="
   $PY train.py ade "${common[@]}" --no-negatives --relation-negatives gold-pairs --no-sentence-gate \
