@@ -96,12 +96,15 @@ def parse_settings(argv: list[str] | None = None) -> TrainSettings:
 def main(argv: list[str] | None = None) -> dict:
     settings = parse_settings(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    from modeling_ade.run_guard import guard_output_dir
+    from modeling_ade.run_guard import guard_output_dir, release_lock
 
-    guard_output_dir(
-        settings
-    )  # before any data or model is loaded: nothing is trained into a folder that refuses
-    return task_module(settings.task).run(settings)
+    # before any data or model is loaded: nothing is trained into a folder that refuses
+    lock = guard_output_dir(settings)
+    try:
+        return task_module(settings.task).run(settings)
+    finally:
+        if lock is not None:
+            release_lock(lock)
 
 
 def check_max_length(settings: TrainSettings, parser: argparse.ArgumentParser) -> None:

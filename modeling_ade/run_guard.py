@@ -108,21 +108,24 @@ def acquire_lock(out: Path) -> Path:
             ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(me, handle)
-
-        def release(lock=lock, pid=me["pid"]):
-            try:
-                if json.loads(lock.read_text(encoding="utf-8")).get("pid") == pid:
-                    lock.unlink()
-            except (OSError, json.JSONDecodeError):
-                pass
-
-        atexit.register(release)
+        atexit.register(release_lock, lock)  # also when the process ends without train.main's own release
         return lock
     raise RunGuardError(f"could not take the lock {lock}")
 
 
-def guard_output_dir(settings: TrainSettings) -> None:
-    """Check ``settings.output_dir`` before any training (see the module docstring); raise :class:`RunGuardError`."""
+def release_lock(lock: Path) -> None:
+    """Remove ``lock`` if this process holds it (``train.main`` calls it when the run ends, so a second run in
+    the same process, e.g. a notebook, may use the folder)."""
+    try:
+        if json.loads(lock.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            lock.unlink()
+    except (OSError, json.JSONDecodeError):
+        pass
+
+
+def guard_output_dir(settings: TrainSettings) -> Path | None:
+    """Check ``settings.output_dir`` before any training (see the module docstring); raise :class:`RunGuardError`.
+    Returns the lock taken (None on a non-main process), for :func:`release_lock`."""
     out = Path(settings.output_dir)
     if out.exists() and not out.is_dir():
         raise RunGuardError(f"--output-dir {out} is a file, not a folder; nothing was trained")
@@ -136,17 +139,17 @@ def guard_output_dir(settings: TrainSettings) -> None:
                 raise RunGuardError(f"--output-dir {out}: {parent} is not writable; nothing was trained")
             break
     if not _is_main_process():
-        return
+        return None
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise RunGuardError(f"--output-dir {out} is not writable; nothing was trained")
-    acquire_lock(out)
+    lock = acquire_lock(out)
     current = result_settings(settings.record())
     recorded_path = out / SETTINGS_FILE
     finished = (out / FINISHED_MARKER).is_file()
     if settings.overwrite_output_dir:
         recorded_path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-        return
+        return lock
     if settings.resume_from is not None:
         if recorded_path.is_file():
             recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
@@ -160,7 +163,7 @@ def guard_output_dir(settings: TrainSettings) -> None:
                 )
         else:
             recorded_path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-        return
+        return lock
     if finished or recorded_path.is_file():
         what = "a finished run" if finished else "a run that did not finish"
         raise RunGuardError(
@@ -169,3 +172,4 @@ def guard_output_dir(settings: TrainSettings) -> None:
             "--overwrite-output-dir to replace it."
         )
     recorded_path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    return lock

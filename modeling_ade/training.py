@@ -312,6 +312,7 @@ def save_run(
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         out = Path(settings.output_dir)
+        out.mkdir(parents=True, exist_ok=True)  # a fold's folder of a --cv run is made here
         unwrapped = accelerator.unwrap_model(model)
         if getattr(unwrapped, "peft_config", None) is not None:  # the adapter + what rebuilds its base
             save_adapter(unwrapped, out, tokenizer, pipeline_task)

@@ -324,7 +324,7 @@ def test_extreme_scores_fall_back_to_the_exact_algorithm() -> None:
     tags = torch.randint(4, (3, 5))
     order, lengths, mask_c = crf_module._compact(mask)
     emit = crf_module._gather_emissions(emissions, order, mask_c, torch.float32)
-    start, transitions, end = crf._scores(torch.float32)
+    start, transitions, end = crf.constrained_scores(torch.float32)
     _, underflow = crf_module._log_partition_scaled(emit, mask_c, lengths, start, transitions, end)
     assert bool(underflow)
 
@@ -350,7 +350,7 @@ def test_scaled_and_exact_partition_functions_agree() -> None:
         mask = torch.rand(8, 30) < 0.8
         order, lengths, mask_c = crf_module._compact(mask)
         emit = crf_module._gather_emissions(emissions, order, mask_c, torch.float32)
-        start, transitions, end = crf._scores(torch.float32)
+        start, transitions, end = crf.constrained_scores(torch.float32)
         scaled, underflow = crf_module._log_partition_scaled(emit, mask_c, lengths, start, transitions, end)
         exact = crf_module._log_partition_exact(emit, lengths, start, transitions, end)
         assert not bool(underflow)
