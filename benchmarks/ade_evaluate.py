@@ -3,10 +3,11 @@ real-text block (held-out negative part of the fold: false-positive rate, senten
 
 Made for models trained before the real-text metrics existed (the "before" column of BENCHMARKS.md), and for
 checking a threshold without retraining. Reads RUN/fold_K (a --cv run) or RUN itself (a --fold run, the
-fold from its training_args.json); writes RUN[/fold_K]/evaluation.json (metrics.json is left as it is) and
-prints the cross-validation table.
+fold from its training_args.json); writes RUN[/fold_K]/evaluation.json (metrics.json is left as it is;
+with a config override, evaluation-<field>=<value>....json) and prints the cross-validation table.
 
-    .venv/bin/python benchmarks/ade_evaluate.py runs/ade-cv [--relation-threshold 0.5] [--data-dir DIR]
+    .venv/bin/python benchmarks/ade_evaluate.py runs/ade-cv [--relation-threshold 0.5] [--sentence-threshold 0.5]
+        [--sentence-gate-scope all|relations] [--folds 0 1 ...] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from transformers import AutoTokenizer
 from datasets_scripts.ade_corpus import load_ade
 from modeling_ade import JointNerReForAdeExtraction
 from modeling_ade.ade_data import split_negatives
-from modeling_ade.ade_task import encode_records, evaluate_fold
+from modeling_ade.ade_task import SUMMARY_KEYS, encode_records, evaluate_fold
 from modeling_ade.metrics import aggregate_folds, format_cv_table
 from modeling_ade.training import write_json
 
@@ -43,6 +44,16 @@ def main() -> None:
     parser.add_argument(
         "--relation-threshold", type=float, default=None, help="override the config's relation_threshold"
     )
+    parser.add_argument(
+        "--sentence-threshold", type=float, default=None, help="override the config's sentence_threshold"
+    )
+    parser.add_argument(
+        "--sentence-gate-scope",
+        choices=["all", "relations"],
+        default=None,
+        help="override the config's sentence_gate_scope (what a sentence the gate rejects loses)",
+    )
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="score these folds only")
     parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
     parser.add_argument(
         "--reuse",
@@ -53,14 +64,25 @@ def main() -> None:
     accelerator = Accelerator(cpu=True)
     negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
     per_fold = []
+    overrides = {
+        field: value
+        for field, value in (
+            ("relation_threshold", args.relation_threshold),
+            ("sentence_threshold", args.sentence_threshold),
+            ("sentence_gate_scope", args.sentence_gate_scope),
+        )
+        if value is not None
+    }
+    name = "".join(f"-{field}={value}" for field, value in overrides.items())
     for fold, folder in fold_dirs(args.run):
-        done = folder / "evaluation.json"
-        if args.reuse and args.relation_threshold is None and done.is_file():
+        if args.folds is not None and fold not in args.folds:
+            continue
+        done = folder / f"evaluation{name}.json"
+        if args.reuse and done.is_file():
             metrics = json.loads(done.read_text(encoding="utf-8"))
             per_fold.append({k: metrics[k] for k in ("overlap_kept", "overlap_removed", "real_text")})
             print(f"fold {fold}: scored before ({done}), kept", flush=True)
             continue
-        overrides = {} if args.relation_threshold is None else {"relation_threshold": args.relation_threshold}
         model = JointNerReForAdeExtraction.from_pretrained(folder, **overrides).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         max_length = json.loads((folder / "training_args.json").read_text(encoding="utf-8"))["max_length"]
@@ -68,19 +90,12 @@ def main() -> None:
         _, held_out = split_negatives(negatives, fold)
         features = encode_records([*test, *held_out], tokenizer, model.config, max_length, f"fold {fold}")
         metrics = evaluate_fold(accelerator, model, tokenizer, features, test, len(held_out), args.batch_size)
-        metrics["relation_threshold"] = model.config.relation_threshold
-        write_json(folder / "evaluation.json", metrics)
+        for field in ("relation_threshold", "sentence_threshold", "sentence_gate_scope"):
+            metrics[field] = getattr(model.config, field)
+        write_json(done, metrics)
         per_fold.append({k: metrics[k] for k in ("overlap_kept", "overlap_removed", "real_text")})
         print(f"fold {fold}: {json.dumps(metrics['real_text'])}", flush=True)
-    keys = [
-        f"{block}.{key}"
-        for block in ("overlap_kept", "overlap_removed")
-        for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict")
-    ] + [
-        f"real_text.{key}"
-        for key in ("neg_false_positive_rate", "sentence_precision", "sentence_recall", "sentence_f1")
-    ]
-    print(format_cv_table(aggregate_folds(per_fold), keys=keys))
+    print(format_cv_table(aggregate_folds(per_fold), keys=SUMMARY_KEYS))
 
 
 if __name__ == "__main__":

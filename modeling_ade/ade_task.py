@@ -266,6 +266,7 @@ def _predicted_doc(output, b: int, offsets: list, text: str, config) -> dict:
         if output.sentence_logits is None
         else float(output.sentence_logits[b].float().softmax(-1)[1]),
         sentence_threshold=config.sentence_threshold,
+        sentence_gate_scope=config.sentence_gate_scope,
     )
     fits = script_filter([text[e["start"] : e["end"]] for e in entities], config.entity_scripts)
     keys = [(e["type"], e["start"], e["end"]) for e in entities]
@@ -492,7 +493,7 @@ SUMMARY_KEYS = [
     for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities")
 ] + [
     f"real_text.{key}"
-    for key in ("neg_false_positive_rate", "sentence_precision", "sentence_recall", "sentence_f1")
+    for key in ("neg_false_positive_rate", "neg_entity_rate", "sentence_precision", "sentence_recall", "sentence_f1")
 ]
 
 

@@ -385,7 +385,8 @@ def real_text_metrics(
     ``test_gold_positive`` (it has a gold relation), every held-out negative sentence negative.
 
     Returns ``neg_false_positive_rate`` (held-out negatives with at least one relation, over all of them; 0 when
-    there are none), ``sentence_{precision,recall,f1}`` over test + negatives, and the counts
+    there are none), ``neg_entity_rate`` (held-out negatives with at least one entity: what a reader of the
+    entities alone would see), ``sentence_{precision,recall,f1}`` over test + negatives, and the counts
     ``n_heldout_negatives``, ``n_negatives_flagged``, ``n_test_sentences``, ``n_test_flagged``.
     """
     if len(test_gold_positive) != len(test_pred_docs):
@@ -394,12 +395,14 @@ def real_text_metrics(
         )
     test_flagged = [bool(doc["relations"]) for doc in test_pred_docs]
     negatives_flagged = sum(bool(doc["relations"]) for doc in negative_pred_docs)
+    negatives_with_entities = sum(bool(doc["entities"]) for doc in negative_pred_docs)
     true_pos = sum(g and p for g, p in zip(test_gold_positive, test_flagged))
     precision, recall, f1 = precision_recall_f1(
         true_pos, sum(test_flagged) + negatives_flagged, sum(map(bool, test_gold_positive))
     )
     return {
         "neg_false_positive_rate": safe_divide(negatives_flagged, len(negative_pred_docs)),
+        "neg_entity_rate": safe_divide(negatives_with_entities, len(negative_pred_docs)),
         "sentence_precision": precision,
         "sentence_recall": recall,
         "sentence_f1": f1,

@@ -314,11 +314,17 @@ def test_window_defaults_to_the_training_length(saved_model, minilm_tokenizer):
 
 
 def test_real_text_metrics_counts():
-    rel = [(("Adverse-Effect", 0, 1), ("Drug", 2, 3), "ADE")]
-    test_pred = [{"relations": rel}, {"relations": []}, {"relations": rel}, {"relations": rel}]
-    negatives = [{"relations": []}] * 7 + [{"relations": rel}] * 3
+    ents = [("Adverse-Effect", 0, 1), ("Drug", 2, 3)]
+    rel = [(ents[0], ents[1], "ADE")]
+    test_pred = [{"entities": ents, "relations": r} for r in (rel, [], rel, rel)]
+    negatives = (
+        [{"entities": [], "relations": []}] * 6
+        + [{"entities": ents[:1], "relations": []}]
+        + [{"entities": ents, "relations": rel}] * 3
+    )
     m = real_text_metrics([True, True, True, True], test_pred, negatives)
     assert m["neg_false_positive_rate"] == pytest.approx(0.3)
+    assert m["neg_entity_rate"] == pytest.approx(0.4)
     assert m["sentence_precision"] == pytest.approx(3 / 6)
     assert m["sentence_recall"] == pytest.approx(3 / 4)
     assert m["sentence_f1"] == pytest.approx(2 * 0.5 * 0.75 / 1.25)
@@ -447,6 +453,9 @@ def test_gate_below_threshold_reports_nothing(minilm_tokenizer):
     assert extract(ABSTRACT) == plain
     model.config.sentence_threshold = 0.8
     assert extract(ABSTRACT) == {"entities": [], "relations": []}
+    model.config.sentence_gate_scope = "relations"  # a rejected sentence keeps its entities, loses its relations
+    assert plain["relations"]
+    assert extract(ABSTRACT) == {"entities": plain["entities"], "relations": []}
 
 
 def test_a_batch_of_negatives_without_ner_tags_has_a_finite_loss(minilm_tokenizer):
@@ -459,3 +468,14 @@ def test_a_batch_of_negatives_without_ner_tags_has_a_finite_loss(minilm_tokenize
     assert (batch["labels"] == -100).all()
     output = model(**batch)
     assert torch.isfinite(output.loss) and output.ner_loss == 0
+
+
+def test_sentence_gate_scope_is_checked_and_saved(tmp_path):
+    from modeling_ade import JointNerReConfig
+
+    with pytest.raises(ValueError, match="sentence_gate_scope"):
+        JointNerReConfig(sentence_gate_scope="entities")
+    JointNerReConfig(sentence_gate=True, sentence_gate_scope="relations").save_pretrained(tmp_path)
+    assert JointNerReConfig.from_pretrained(tmp_path).sentence_gate_scope == "relations"
+    (tmp_path / "config.json").write_text('{"model_type": "joint_ner_re"}')  # saved before the field existed
+    assert JointNerReConfig.from_pretrained(tmp_path).sentence_gate_scope == "all"

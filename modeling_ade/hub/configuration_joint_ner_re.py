@@ -40,9 +40,14 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         sentence_gate (`bool`, defaults to `False`):
             Add a sentence gate: a linear layer on `[CLS]` that says whether a sentence states a relation at all
             (trained on sentences with relations against negative sentences). A sentence (window) whose gate
-            probability is below `sentence_threshold` yields no entity and no relation.
+            probability is below `sentence_threshold` yields no relation, and no entity either with
+            `sentence_gate_scope="all"`.
         sentence_threshold (`float`, defaults to 0.5):
-            Gate probability a sentence needs for its entities and relations to be reported.
+            Gate probability a sentence needs for its relations (and, by `sentence_gate_scope`, entities) to be
+            reported.
+        sentence_gate_scope (`str`, defaults to `"all"`):
+            What a sentence the gate rejects loses: `"all"` (its entities and relations) or `"relations"` (its
+            relations only; its entities are still reported).
         sentence_loss_weight (`float`, defaults to 0.5):
             Weight of the gate's cross-entropy added to the joint loss.
         train_max_length (`int`, *optional*):
@@ -72,6 +77,7 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         relation_threshold: float = 0.5,
         sentence_gate: bool = False,
         sentence_threshold: float = 0.5,
+        sentence_gate_scope: str = "all",
         sentence_loss_weight: float = 0.5,
         train_max_length: int | None = None,
         language: str = "en",
@@ -96,6 +102,8 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
             raise ValueError(f"`relation_threshold` must be in (0, 1), got {relation_threshold}")
         if not 0.0 < sentence_threshold < 1.0:
             raise ValueError(f"`sentence_threshold` must be in (0, 1), got {sentence_threshold}")
+        if sentence_gate_scope not in ("all", "relations"):
+            raise ValueError(f"`sentence_gate_scope` must be 'all' or 'relations', got {sentence_gate_scope!r}")
         if sentence_loss_weight < 0.0:
             raise ValueError(f"`sentence_loss_weight` must be >= 0, got {sentence_loss_weight}")
         if train_max_length is not None and train_max_length < 3:
@@ -128,6 +136,7 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         self.relation_threshold = relation_threshold
         self.sentence_gate = sentence_gate
         self.sentence_threshold = sentence_threshold
+        self.sentence_gate_scope = sentence_gate_scope
         self.sentence_loss_weight = sentence_loss_weight
         self.train_max_length = train_max_length
         self.language = language

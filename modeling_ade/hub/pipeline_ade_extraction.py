@@ -15,7 +15,7 @@ whole by no window: raise ``stride`` (or ``max_length``) for very long mentions.
 
 A pair is a relation when its best non-"none" label has probability >= ``config.relation_threshold``. With a
 sentence gate (``config.sentence_gate``) a window whose gate probability is below ``config.sentence_threshold``
-yields no entity and no relation.
+yields no relation, and no entity either unless ``config.sentence_gate_scope`` is ``"relations"``.
 Entities with a letter of a script the model never saw in a training entity (``config.entity_scripts``, e.g. a
 lone CJK character for an English model) are not reported.
 """
@@ -100,6 +100,7 @@ def window_predictions(
     relation_threshold: float = 0.5,
     sentence_probability: float | None = None,
     sentence_threshold: float = 0.5,
+    sentence_gate_scope: str = "all",
 ) -> tuple[list[dict], list[tuple[int, int, int, float]]]:
     """One window's model output -> entities (with ``centrality``: distance in tokens to the nearer window
     edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities.
@@ -109,8 +110,10 @@ def window_predictions(
     one before the closing special token) may be a fragment of a word or entity cut by the window, so it
     is left to the neighbouring window, which sees it whole (windows overlap by ``stride`` tokens). A pair is a
     relation by :func:`relation_label` at ``relation_threshold``. With a sentence gate, a window whose
-    ``sentence_probability`` is below ``sentence_threshold`` yields nothing."""
-    if sentence_probability is not None and sentence_probability < sentence_threshold:
+    ``sentence_probability`` is below ``sentence_threshold`` yields no relation, and no entity either when
+    ``sentence_gate_scope`` is ``"all"`` (with ``"relations"`` its entities are kept)."""
+    rejected = sentence_probability is not None and sentence_probability < sentence_threshold
+    if rejected and sentence_gate_scope == "all":
         return [], []
     entities, index = [], {}
     for e, (first, last, type_index) in enumerate(entity_spans):
@@ -129,7 +132,7 @@ def window_predictions(
         )
     relations = []
     for (head, tail), probs in zip(relation_pairs, relation_probs):
-        if head < 0 or head not in index or tail not in index:
+        if rejected or head < 0 or head not in index or tail not in index:
             continue
         label = relation_label(probs, relation_threshold)
         if label != 0:
@@ -274,6 +277,7 @@ class AdeExtractionPipeline(ChunkPipeline):
                 if output.get("sentence_probability") is None
                 else float(output["sentence_probability"].reshape(-1)[0]),
                 sentence_threshold=getattr(config, "sentence_threshold", 0.5),
+                sentence_gate_scope=getattr(config, "sentence_gate_scope", "all"),
             )
             keys = [(e["start"], e["end"], e["type"]) for e in entities]
             fits = script_filter([text[k[0] : k[1]] for k in keys], scripts)
