@@ -19,7 +19,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from transformers import AutoTokenizer
 
-from datasets_scripts.ade_corpus import load_ade
+from datasets_scripts.ade_corpus import ade_records
 from modeling_ade import JointNerReForAdeExtraction
 from modeling_ade.ade_data import split_negatives
 from modeling_ade.ade_task import SUMMARY_KEYS, encode_records, evaluate_fold
@@ -62,7 +62,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     accelerator = Accelerator(cpu=True)
-    negatives = list(next(iter(load_ade("negatives", data_dir=args.data_dir).values())))
+    negatives = next(iter(ade_records("negatives", data_dir=args.data_dir).values()))
     per_fold = []
     overrides = {
         field: value
@@ -86,7 +86,7 @@ def main() -> None:
         model = JointNerReForAdeExtraction.from_pretrained(folder, **overrides).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         max_length = json.loads((folder / "training_args.json").read_text(encoding="utf-8"))["max_length"]
-        test = list(load_ade(f"fold_{fold}", data_dir=args.data_dir)["test"])
+        test = ade_records(f"fold_{fold}", data_dir=args.data_dir)["test"]
         _, held_out = split_negatives(negatives, fold)
         features = encode_records([*test, *held_out], tokenizer, model.config, max_length, f"fold {fold}")
         metrics = evaluate_fold(accelerator, model, tokenizer, features, test, len(held_out), args.batch_size)

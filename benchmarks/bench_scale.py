@@ -88,14 +88,14 @@ def encoder_kwargs(num_hidden_layers: int | None) -> dict:
 
 @functools.cache
 def _fold0_splits():
-    from datasets_scripts.ade_corpus import load_ade
+    from datasets_scripts.ade_corpus import ade_records
 
-    return load_ade("fold_0")
+    return ade_records("fold_0")
 
 
 def fold0(split: str, limit: int) -> list[dict]:
     """The first ``limit`` records of fold 0's ``train`` or ``test`` part (loaded once per process)."""
-    return list(_fold0_splits()[split])[:limit]
+    return _fold0_splits()[split][:limit]
 
 
 def median(values: list[float]) -> float | None:

@@ -21,9 +21,10 @@ Schema (the same :data:`FEATURES` for every config)
   entity is a whole number of tokens; on the real corpus no token needs splitting). Folds: SpERT's own (spaCy) tokens, unchanged.
 - ``entities`` (list of ``{start, end, token_start, token_end, type, text}``): ``start``/``end`` are character
   offsets into ``text`` (end exclusive), ``token_start``/``token_end`` token indices (end exclusive), ``type``
-  one of :data:`ENTITY_TYPES`, ``text == text[start:end]``. Sorted by ``(start, end, type)``; a mention that
+  a ``ClassLabel`` over :data:`ENTITY_TYPES` (:func:`ade_records` gives the names), ``text == text[start:end]``. Sorted by ``(start, end, type)``; a mention that
   occurs in several relation lines is one entity.
-- ``relations`` (list of ``{head, tail, type}``): indices into ``entities``, sorted by ``(head, tail)``.
+- ``relations`` (list of ``{head, tail, type}``): indices into ``entities``, sorted by ``(head, tail)``; ``type`` a
+  ``ClassLabel`` over :data:`RELATION_TYPES`.
   **Direction: head = the Adverse-Effect entity, tail = the Drug entity, type = "ADE"** (SpERT's
   direction; SpERT calls the relation type "Adverse-Effect", renamed here to ``"ADE"``).
 
@@ -78,6 +79,7 @@ from datasets_scripts.common import (
     build_dataset_dict,
     export_parquet,
     resolve_data_dir,
+    rows_with_type_names,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ __all__ = [
     "config_examples",
     "corpus_statistics",
     "export",
+    "ade_records",
     "load_ade",
     "main",
     "required_files",
@@ -119,7 +122,7 @@ FEATURES = datasets.Features(
                 "end": datasets.Value("int32"),
                 "token_start": datasets.Value("int32"),
                 "token_end": datasets.Value("int32"),
-                "type": datasets.Value("string"),
+                "type": datasets.ClassLabel(names=list(ENTITY_TYPES)),
                 "text": datasets.Value("string"),
             }
         ),
@@ -127,7 +130,7 @@ FEATURES = datasets.Features(
             {
                 "head": datasets.Value("int32"),
                 "tail": datasets.Value("int32"),
-                "type": datasets.Value("string"),
+                "type": datasets.ClassLabel(names=list(RELATION_TYPES)),
             }
         ),
     }
@@ -323,6 +326,16 @@ def load_ade(
         raise
 
 
+def ade_records(
+    config_name: str, data_dir: str | Path | None = None, *, cache_dir: str | Path | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """One config of the ADE corpus as plain records per split, entity and relation types as names (the
+    Arrow dataset of :func:`load_ade` stores them as ``ClassLabel`` indices)."""
+    return {
+        split: rows_with_type_names(ds) for split, ds in load_ade(config_name, data_dir, cache_dir=cache_dir).items()
+    }
+
+
 # --------------------------------------------------------------------------------------------------------
 # Statistics, dataset card, CLI
 # --------------------------------------------------------------------------------------------------------
@@ -406,7 +419,9 @@ def export(
             (name, load_ade(name, data_dir, cache_dir=cache))
             for name in tqdm(configs, desc="building ADE configs", unit="config")
         ]
-        table = statistics_table((name, split, ds) for name, dsd in built for split, ds in dsd.items())
+        table = statistics_table(
+            (name, split, rows_with_type_names(ds)) for name, dsd in built for split, ds in dsd.items()
+        )
         return export_parquet(
             out_dir,
             built,

@@ -79,6 +79,26 @@ def describe_repairs(
     )
 
 
+def type_names(features: datasets.Features, column: str) -> list[str] | None:
+    """Names of the ``ClassLabel`` ``type`` of the items of list column ``column`` (``"entities"``,
+    ``"relations"``); ``None`` when the type is stored as a string."""
+    feature = features[column].feature["type"]
+    return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def rows_with_type_names(dataset: datasets.Dataset) -> list[dict]:
+    """The rows of an entities-and-relations dataset as plain dicts whose entity and relation ``type`` is a name:
+    a ``ClassLabel`` index is decoded by the dataset's own features, a string is kept as it is."""
+    names = {column: type_names(dataset.features, column) for column in ("entities", "relations")}
+    rows = []
+    for row in dataset:
+        for column, labels in names.items():
+            if labels is not None:
+                row[column] = [{**item, "type": labels[item["type"]]} for item in row[column]]
+        rows.append(row)
+    return rows
+
+
 class DataDirError(FileNotFoundError):
     """The raw corpus folder is missing or incomplete."""
 

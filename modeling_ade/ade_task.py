@@ -339,6 +339,9 @@ def run_fold(
     adapted model and ``output_dir`` holds the adapter folder (:func:`modeling_ade.lora.save_adapter`)."""
     from accelerate.utils import set_seed
 
+    from datasets_scripts.ade_corpus import FEATURES
+    from datasets_scripts.common import type_names
+
     accelerator = make_accelerator(settings)
     if accelerator.is_main_process:
         accelerator.init_trackers(description.replace(" ", "_"), config=loggable(settings.record()))
@@ -349,6 +352,8 @@ def run_fold(
     model = JointNerReForAdeExtraction.from_encoder(
         model_path,
         encoder_kwargs=encoder_kwargs,
+        entity_types=type_names(FEATURES, "entities"),  # the label sets come from the corpus' ClassLabels
+        relation_labels=["none", *type_names(FEATURES, "relations")],
         ner_loss_weight=settings.ner_loss_weight,
         classifier_dropout=settings.classifier_dropout,
         relation_threshold=settings.relation_threshold,
@@ -430,7 +435,7 @@ def run(settings: AdeSettings) -> dict:
     """``train.py ade``: one fold (``settings.fold``) or cross-validation over folds ``0..cv-1``, each fold in
     ``OUT/fold_K`` and mean ± std in ``OUT/metrics.json``; with ``--resume-from latest`` a finished fold is kept.
     Returns the fold's metrics or the cross-validation summary."""
-    from datasets_scripts.ade_corpus import load_ade
+    from datasets_scripts.ade_corpus import ade_records
 
     from .ade_data import split_negatives
     from .metrics import aggregate_folds, format_cv_table
@@ -448,11 +453,11 @@ def run(settings: AdeSettings) -> dict:
         if settings.folds is not None and fold not in settings.folds:
             waiting.append(fold)
             continue
-        splits = load_ade(f"fold_{fold}", data_dir=settings.data_dir)
-        train = list(splits["train"])[: settings.max_train_samples]
-        test = list(splits["test"])[: settings.max_eval_samples]
+        splits = ade_records(f"fold_{fold}", data_dir=settings.data_dir)
+        train = splits["train"][: settings.max_train_samples]
+        test = splits["test"][: settings.max_eval_samples]
         if negatives is None:
-            negatives = list(next(iter(load_ade("negatives", data_dir=settings.data_dir).values())))
+            negatives = next(iter(ade_records("negatives", data_dir=settings.data_dir).values()))
         train_negatives, held_out = split_negatives(negatives, fold)
         metrics = run_fold(
             settings.replace(fold=fold, output_dir=str(fold_dir)),  # fold recorded in training_args.json

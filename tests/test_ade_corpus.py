@@ -11,7 +11,7 @@ import datasets
 import pytest
 
 from datasets_scripts import ade_corpus
-from datasets_scripts.ade_corpus import CONFIG_NAMES, load_ade, resolve_corpus_dir
+from datasets_scripts.ade_corpus import CONFIG_NAMES, ade_records, load_ade, resolve_corpus_dir
 from datasets_scripts.ade_files import (
     ENTITY_TYPES,
     RELATION_TYPES,
@@ -31,7 +31,7 @@ from datasets_scripts.ade_text import (
     locate_mention,
     tokenize,
 )
-from datasets_scripts.common import DataDirError
+from datasets_scripts.common import DataDirError, rows_with_type_names, type_names
 
 FOLDS = [f"fold_{k}" for k in range(10)]
 GOOD_LINE = "10030778|Intravenous azithromycin-induced ototoxicity.|ototoxicity|43|54|azithromycin|22|34"
@@ -54,7 +54,7 @@ def built(ade_data_dir, tmp_path_factory):
     def get(name: str) -> dict[str, list[dict]]:
         if name not in rows:
             dsd = load_ade(name, ade_data_dir, cache_dir=cache_dir)
-            rows[name] = {split: ds.to_list() for split, ds in dsd.items()}
+            rows[name] = {split: rows_with_type_names(ds) for split, ds in dsd.items()}
         return rows[name]
 
     return get
@@ -338,7 +338,7 @@ def _write_fold(folder: Path, test_records: list[dict]) -> None:
 def test_fold_file_converts_to_schema(tmp_path):
     folder = _write_corpus(tmp_path, [GOOD_LINE])
     _write_fold(folder, [_spert_record()])
-    row = load_ade("fold_0", folder, cache_dir=tmp_path / "cache")["test"][0]
+    row = ade_records("fold_0", folder, cache_dir=tmp_path / "cache")["test"][0]
     assert row["id"] == "10030778-0"
     assert [(e["text"], e["type"], e["start"], e["token_start"]) for e in row["entities"]] == [
         ("azithromycin", "Drug", 12, 1),
@@ -441,3 +441,19 @@ def test_non_utf8_relation_file_names_file_line_and_byte(tmp_path):
     message = rf"DRUG-AE.rel:2: not UTF-8 \(byte 0xe9 at byte offset {offset} "
     with pytest.raises(ade_corpus.AdeFormatError, match=message):
         ade_corpus.load_ade("relations", data_dir=tmp_path)
+
+
+def test_types_are_class_labels_and_records_name_them(tmp_path):
+    """The builder stores entity and relation types as ClassLabels (the label set lives in the features);
+    ``rows_with_type_names`` decodes them, and keeps a dataset whose types are strings as it is."""
+    assert type_names(ade_corpus.FEATURES, "entities") == list(ENTITY_TYPES)
+    assert type_names(ade_corpus.FEATURES, "relations") == list(RELATION_TYPES)
+    folder = _write_corpus(tmp_path, [GOOD_LINE])
+    built = load_ade("relations", folder, cache_dir=tmp_path / "cache")["train"]
+    assert [e["type"] for e in built[0]["entities"]] == [ENTITY_TYPES.index("Drug"), ENTITY_TYPES.index("Adverse-Effect")]
+    (row,) = rows_with_type_names(built)
+    assert [e["type"] for e in row["entities"]] == ["Drug", "Adverse-Effect"]
+    assert [r["type"] for r in row["relations"]] == ["ADE"]
+    as_strings = datasets.Dataset.from_list([row])
+    assert type_names(as_strings.features, "entities") is None
+    assert rows_with_type_names(as_strings) == [row]

@@ -121,9 +121,9 @@ def test_training_overfits_twenty_sentences(ade_data_dir, minilm_tokenizer):
     """Real behaviour: a tiny random encoder memorises 20 ADE sentences (NER F1 >= 0.95 on them)."""
     from transformers import pipeline
 
-    from datasets_scripts.ade_corpus import load_ade
+    from datasets_scripts.ade_corpus import ade_records
 
-    records = list(load_ade("fold_0", data_dir=ade_data_dir)["train"])[:20]
+    records = ade_records("fold_0", data_dir=ade_data_dir)["train"][:20]
     model = tiny_model()
     features = [encode_ade_record(r, minilm_tokenizer, model.config, 128).features for r in records]
     collate = AdeCollator(minilm_tokenizer.pad_token_id, model.candidate_type_ids())
@@ -152,10 +152,10 @@ def test_training_overfits_twenty_sentences(ade_data_dir, minilm_tokenizer):
 @pytest.mark.data
 def test_collator_labels_line_up_with_gold_relations(ade_data_dir, minilm_tokenizer):
     """Every candidate pair's label is ADE exactly when the record has that (adverse effect, drug) relation."""
-    from datasets_scripts.ade_corpus import load_ade
+    from datasets_scripts.ade_corpus import ade_records
 
     records = [
-        r for r in list(load_ade("fold_0", data_dir=ade_data_dir)["test"])[:40] if len(r["entities"]) > 2
+        r for r in ade_records("fold_0", data_dir=ade_data_dir)["test"][:40] if len(r["entities"]) > 2
     ]
     model = tiny_model()
     encoded = [encode_ade_record(r, minilm_tokenizer, model.config, 128).features for r in records]

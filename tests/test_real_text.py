@@ -60,9 +60,9 @@ def test_split_negatives_holds_out_one_part_per_fold():
 
 @pytest.mark.data
 def test_real_negatives_split(ade_data_dir):
-    from datasets_scripts.ade_corpus import load_ade
+    from datasets_scripts.ade_corpus import ade_records
 
-    negatives = list(next(iter(load_ade("negatives", data_dir=ade_data_dir).values())))
+    negatives = next(iter(ade_records("negatives", data_dir=ade_data_dir).values()))
     assert len(negatives) == 16695
     train, held_out = split_negatives(negatives, 0)
     assert {document_id(r["id"]) for r in train}.isdisjoint({document_id(r["id"]) for r in held_out})
