@@ -34,6 +34,8 @@ ENTITY_TYPES = ("Drug", "Adverse-Effect")
 RELATION_TYPES = ("ADE",)
 SPERT_RELATION_TYPE = "Adverse-Effect"
 RELATIONS_FILE = "DRUG-AE.rel"
+NUM_FOLDS = 10
+SPLIT_FOLDER = "spert_10fold"
 NEGATIVES_FILE = "ADE-NEG.txt"
 
 # 1-based field numbers and names of a DRUG-AE.rel line, as used in error messages.

@@ -498,7 +498,13 @@ SUMMARY_KEYS = [
     for key in ("ner_f1_micro", "ner_f1_macro", "re_f1_strict", "re_f1_boundaries", "re_f1_gold_entities")
 ] + [
     f"real_text.{key}"
-    for key in ("neg_false_positive_rate", "neg_entity_rate", "sentence_precision", "sentence_recall", "sentence_f1")
+    for key in (
+        "neg_false_positive_rate",
+        "neg_entity_rate",
+        "sentence_precision",
+        "sentence_recall",
+        "sentence_f1",
+    )
 ]
 
 

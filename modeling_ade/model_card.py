@@ -87,7 +87,7 @@ def _corpus_info(run: ModelRun) -> tuple[str, str, list[str]]:
         hub = hub_id_or_none(given)
         return (f"`{hub}`" if hub else f"local dataset `{Path(given).name}`"), hub or "custom", []
     if corpus == "ade":
-        from datasets_scripts.ade_corpus import CITATION, SPLIT_CITATION
+        from datasets_scripts.ade_card import CITATION, SPLIT_CITATION
 
         return "ADE corpus V2 (SpERT 10-fold split)", ADE_HUB_DATASET, [CITATION, SPLIT_CITATION]
     if corpus == "chinese_healthner":

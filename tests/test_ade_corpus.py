@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from datasets_scripts import ade_corpus
+from datasets_scripts import ade_card, ade_corpus
 from datasets_scripts.ade_corpus import CONFIG_NAMES, ade_records, load_ade, resolve_corpus_dir
 from datasets_scripts.ade_files import (
     ENTITY_TYPES,
@@ -163,7 +163,7 @@ def test_export_loads_offline(ade_data_dir, tmp_path):
     assert "head = the Adverse-Effect entity, tail = the Drug entity" in card
     assert "| fold_0 | test | 427 |" in card
     assert "gurulingappa2012development" in card and "eberts2020spert" in card
-    assert ade_corpus.SOURCE_COMMIT_RAW in card and ade_corpus.SOURCE_COMMIT_SPLIT in card
+    assert ade_card.SOURCE_COMMIT_RAW in card and ade_card.SOURCE_COMMIT_SPLIT in card
     # a second export replaces its own card; a hand-written README is kept and the export refused (#13)
     args = ["export", str(out), "--data-dir", str(ade_data_dir), "--configs", "fold_0"]
     assert ade_corpus.main(args) == 0
@@ -450,7 +450,10 @@ def test_types_are_class_labels_and_records_name_them(tmp_path):
     assert type_names(ade_corpus.FEATURES, "relations") == list(RELATION_TYPES)
     folder = _write_corpus(tmp_path, [GOOD_LINE])
     built = load_ade("relations", folder, cache_dir=tmp_path / "cache")["train"]
-    assert [e["type"] for e in built[0]["entities"]] == [ENTITY_TYPES.index("Drug"), ENTITY_TYPES.index("Adverse-Effect")]
+    assert [e["type"] for e in built[0]["entities"]] == [
+        ENTITY_TYPES.index("Drug"),
+        ENTITY_TYPES.index("Adverse-Effect"),
+    ]
     (row,) = rows_with_type_names(built)
     assert [e["type"] for e in row["entities"]] == ["Drug", "Adverse-Effect"]
     assert [r["type"] for r in row["relations"]] == ["ADE"]

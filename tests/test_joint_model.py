@@ -154,9 +154,7 @@ def test_collator_labels_line_up_with_gold_relations(ade_data_dir, minilm_tokeni
     """Every candidate pair's label is ADE exactly when the record has that (adverse effect, drug) relation."""
     from datasets_scripts.ade_corpus import ade_records
 
-    records = [
-        r for r in ade_records("fold_0", data_dir=ade_data_dir)["test"][:40] if len(r["entities"]) > 2
-    ]
+    records = [r for r in ade_records("fold_0", data_dir=ade_data_dir)["test"][:40] if len(r["entities"]) > 2]
     model = tiny_model()
     encoded = [encode_ade_record(r, minilm_tokenizer, model.config, 128).features for r in records]
     batch = AdeCollator(minilm_tokenizer.pad_token_id, model.candidate_type_ids())(encoded)

@@ -55,7 +55,7 @@ def toy_metrics(shift: int = 0) -> dict:
         {"entities": [("Drug", shift, 3)], "relations": []},
     ]
     metrics = compute_ade_metrics(gold, pred, pred)
-    negatives = [{"relations": []}] * (3 + shift) + [{"relations": pred[0]["relations"]}]
+    negatives = [{"entities": [], "relations": []}] * (3 + shift) + [pred[0]]
     metrics["real_text"] = real_text_metrics([bool(d["relations"]) for d in gold], pred, negatives)
     metrics.update(num_train_sentences=40, num_test_sentences=2)
     return metrics
@@ -654,7 +654,7 @@ def test_merge_gives_a_full_model_with_the_adapter_outputs(adapter, tmp_path):
 def test_ade_dataset_dry_run_loads_with_datasets(ade_data_dir, tmp_path):
     import datasets
 
-    from datasets_scripts.ade_corpus import SOURCE_COMMIT_RAW, SOURCE_COMMIT_SPLIT
+    from datasets_scripts.ade_card import SOURCE_COMMIT_RAW, SOURCE_COMMIT_SPLIT
 
     out = tmp_path / "ade"
     code = push_to_hub.main(

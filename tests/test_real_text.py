@@ -453,7 +453,9 @@ def test_gate_below_threshold_reports_nothing(minilm_tokenizer):
     assert extract(ABSTRACT) == plain
     model.config.sentence_threshold = 0.8
     assert extract(ABSTRACT) == {"entities": [], "relations": []}
-    model.config.sentence_gate_scope = "relations"  # a rejected sentence keeps its entities, loses its relations
+    model.config.sentence_gate_scope = (
+        "relations"  # a rejected sentence keeps its entities, loses its relations
+    )
     assert plain["relations"]
     assert extract(ABSTRACT) == {"entities": plain["entities"], "relations": []}
 

@@ -103,7 +103,9 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         if not 0.0 < sentence_threshold < 1.0:
             raise ValueError(f"`sentence_threshold` must be in (0, 1), got {sentence_threshold}")
         if sentence_gate_scope not in ("all", "relations"):
-            raise ValueError(f"`sentence_gate_scope` must be 'all' or 'relations', got {sentence_gate_scope!r}")
+            raise ValueError(
+                f"`sentence_gate_scope` must be 'all' or 'relations', got {sentence_gate_scope!r}"
+            )
         if sentence_loss_weight < 0.0:
             raise ValueError(f"`sentence_loss_weight` must be >= 0, got {sentence_loss_weight}")
         if train_max_length is not None and train_max_length < 3:
