@@ -77,6 +77,7 @@ from datasets_scripts.common import (
     export_parquet,
     resolve_data_dir,
 )
+from datasets_scripts.healthner_card import CITATION, HOMEPAGE, dataset_card
 from datasets_scripts.healthner_files import (
     BIO_LABELS,
     ENTITY_TYPES,
@@ -87,6 +88,17 @@ from datasets_scripts.healthner_files import (
 from datasets_scripts.healthner_stats import compute_stats, format_stats_table
 
 logger = logging.getLogger(__name__)
+
+__all__ = [  # the builder's public names (ENTITY_TYPES, BIO_LABELS and CITATION come from its helper modules)
+    "BIO_LABELS",
+    "CITATION",
+    "ENTITY_TYPES",
+    "ChineseHealthNer",
+    "HealthNerFormatError",
+    "export",
+    "load_healthner",
+    "main",
+]
 
 SPLIT_SEED = 20240601
 """Seed of the train/dev split: ``random.Random(f"{SPLIT_SEED}:{source}")``, one generator per source."""
@@ -111,19 +123,6 @@ DEFAULT_EXPORT_CONFIGS: tuple[str, ...] = ("train", "dev", *SOURCE_FILES)
 
 ENV_VAR = "CHINESE_HEALTHNER_DIR"
 CORPUS_NAME = "Chinese HealthNER"
-
-HOMEPAGE = "https://github.com/NYCU-NLP/Chinese-HealthNER-Corpus"
-CITATION = """\
-Lung-Hao Lee and Yi Lu. 2021. Multiple Embeddings Enhanced Multi-Graph Neural Networks for Chinese
-Healthcare Named Entity Recognition. IEEE Journal of Biomedical and Health Informatics 25(7):2801-2810.
-doi:10.1109/JBHI.2020.3048700
-
-Lung-Hao Lee, Chao-Yi Chen, Liang-Chih Yu and Yuen-Hsien Tseng. 2022. Overview of the ROCLING 2022
-Shared Task for Chinese Healthcare Named Entity Recognition. ROCLING 2022, pp. 363-368.
-
-Lee et al. 2023. Overview of the ROCLING 2023 Shared Task for Chinese Multi-genre Named Entity
-Recognition in the Healthcare Domain (MultiNER-Health). ROCLING 2023.
-"""
 
 
 def dev_ids(
@@ -325,69 +324,6 @@ def load_healthner(
 # ----------------------------------------------------------------------------------------------
 
 
-def dataset_card(stats_by_config: Mapping[str, Mapping[str, Any]]) -> str:
-    """The Markdown body of the exported dataset's README (below the YAML header)."""
-    split_of = {**SPLIT_CONFIGS, **{s: "test" for s in SOURCE_FILES}}
-    config_lines = "\n".join(
-        f"- `{name}` (split `{split_of[name]}`): {next(c.description for c in ChineseHealthNer.BUILDER_CONFIGS if c.name == name)}"
-        for name in stats_by_config
-    )
-    return f"""# Chinese HealthNER family (character-level BIO NER, 10 healthcare entity types)
-
-Traditional Chinese healthcare sentences with character-level BIO tags for 10 entity types:
-{", ".join(ENTITY_TYPES)} (label ids follow this order: `O`, `B-BODY`, `I-BODY`, `B-SYMP`, ...).
-Columns: `id`, `source`, `genre` (`ft` formal text, `sm` social media, `wa` Wikipedia), `text`,
-`tokens` (single characters, `"".join(tokens) == text`), `ner_tags` (ClassLabel sequence).
-
-## Configs
-
-{config_lines}
-
-**The `train` / `dev` configs are this project's development protocol, not the official HealthNER
-protocol.** The official HealthNER training split (28,161 sentences, 61,155 entities) could not be
-obtained: every stored copy of `train.json` / `train.zip` lacks its content. So all 9,155 labelled
-sentences that are available (the HealthNER official test split and the three ROCLING 2023
-MultiNER-Health test sets) were split 90/10, stratified by source, with seed {SPLIT_SEED}: within each
-source the distinct texts are shuffled with Python's `random.Random("{SPLIT_SEED}:<source>")` and taken into dev
-until it holds {DEV_PERCENT} % of the source; identical texts never straddle train and dev. Numbers
-obtained on `dev` are not comparable with published HealthNER or ROCLING results, and a model trained on
-`train` has seen parts of the upstream test sets: do not evaluate it on the source configs.
-
-## Sources
-
-| config | file | repository | commit |
-| --- | --- | --- | --- |
-| `healthner` | `test.json` | NYCU-NLP/Chinese-HealthNER-Corpus | a5eaca54376267cee7a015eb870f7f302517d813 |
-| `multiner_ft` | `MultiNER-Health_truth_FT.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
-| `multiner_sm` | `MultiNER-Health_truth_SM.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
-| `multiner_wa` | `MultiNER-Health_truth_WA.txt` | NYCU-NLP/ROCLING-2023-ST-MultiNERHealth | a1e05a61d79c0718ec22dbdca4167b9e6d336849 |
-
-HealthNER `test.json` is the same blob as NCUEE-NLPLab/Chinese-HealthNER-Corpus@0a113c1 (the lab's former
-home). All of these are upstream **test** sets.
-
-## Licence
-
-Unknown — research use. None of the repositories has a licence file or states terms; they ask users to
-cite the papers below.
-
-## Processing
-
-Gold tags are normalised, never dropped: lower-case tags are upper-cased, invalid tags (`O-X`, unknown
-types) become `O`, and an `I-X` without a preceding `B-X`/`I-X` becomes `B-X` (4 such tags in
-MultiNER-Health FT). Entities below are counted as `B-` tags after this repair.
-
-## Statistics
-
-{format_stats_table(stats_by_config)}
-
-## Citation
-
-```
-{CITATION.strip()}
-```
-"""
-
-
 def export(
     out_dir: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -400,10 +336,16 @@ def export(
     built = {name: load_healthner(name, data_dir=data_dir) for name in configs}
     stats = {name: compute_stats(dsd) for name, dsd in built.items()}
     default = "train" if "train" in built else next(iter(built))
+    split_of = {**SPLIT_CONFIGS, **{source: "test" for source in SOURCE_FILES}}
+    described = {
+        c.name: (split_of[c.name], c.description)
+        for c in ChineseHealthNer.BUILDER_CONFIGS
+        if c.name in split_of
+    }
     return export_parquet(
         out_dir,
         built.items(),
-        dataset_card(stats),
+        dataset_card(stats, described, split_seed=SPLIT_SEED, dev_percent=DEV_PERCENT),
         pretty_name="Chinese HealthNER family (HealthNER + ROCLING 2023 MultiNER-Health)",
         license="unknown",
         language=("zh",),

@@ -91,7 +91,7 @@ def _corpus_info(run: ModelRun) -> tuple[str, str, list[str]]:
 
         return "ADE corpus V2 (SpERT 10-fold split)", ADE_HUB_DATASET, [CITATION, SPLIT_CITATION]
     if corpus == "chinese_healthner":
-        from datasets_scripts.chinese_healthner import CITATION
+        from datasets_scripts.healthner_card import CITATION
 
         return "Chinese HealthNER family (project train/dev split)", "chinese_healthner", [CITATION.strip()]
     return "the evaluation data", "unknown", []
