@@ -78,11 +78,10 @@ from datasets_scripts.ade_files import (
     RELATIONS_FILE,
     SPLIT_FOLDER,
     AdeFormatError,
-    SentenceIndex,
-    iter_fold_examples,
     iter_negative_examples,
     iter_relation_examples,
 )
+from datasets_scripts.ade_folds import SentenceIndex, iter_fold_examples
 from datasets_scripts.ade_stats import format_table, statistics_table
 from datasets_scripts.common import (
     DataDirError,
