@@ -10,8 +10,8 @@
 
 A dispatcher: every ``modeling_ade/<name>_task.py`` is a task ``<name>``. Each holds ``HELP``, ``DESCRIPTION``,
 a settings dataclass (``Settings``-suffixed, a subclass of :class:`modeling_ade.settings.TrainSettings`),
-``add_arguments(parser)`` and ``run(settings)``. Only the chosen task's module is imported, so
-``train.py --help`` loads no deep-learning library.
+``add_arguments(parser)`` and ``run(settings)``. Only the chosen task's module is imported, and
+``train.py --help`` imports nothing of the package (whose ``__init__`` registers the models, so loads torch).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modeling_ade.settings import TrainSettings, add_common_arguments
+if TYPE_CHECKING:
+    from modeling_ade.settings import TrainSettings
 
 TASK_DIR = Path(__file__).resolve().parent / "modeling_ade"
 
@@ -52,7 +54,10 @@ def task_module(name: str):
 
 
 def settings_class(module) -> type[TrainSettings]:
-    """The task's settings dataclass: the :class:`TrainSettings` subclass defined in its module."""
+    """The task's settings dataclass: the :class:`~modeling_ade.settings.TrainSettings` subclass defined in its
+    module."""
+    from modeling_ade.settings import TrainSettings
+
     (cls,) = [
         v
         for v in vars(module).values()
@@ -72,6 +77,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             tasks.add_parser(name, help=help_text)
             continue
+        from modeling_ade.settings import add_common_arguments
+
         module = task_module(name)
         sub = tasks.add_parser(name, help=help_text, description=module.DESCRIPTION)
         add_common_arguments(sub, settings_class(module))
@@ -130,20 +137,19 @@ def check_max_length(settings: TrainSettings, parser: argparse.ArgumentParser) -
         )
 
 
-def cli() -> int:
-    """Command-line entry: bad input (data folder, corpus file, dataset column, checkpoint, launch) is one clear
-    message, exit 2."""
-    from datasets_scripts.ade_corpus import AdeFormatError
-    from datasets_scripts.chinese_healthner import HealthNerFormatError
+def input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (data folder, corpus file, dataset column, checkpoint, launch, output
+    folder, model name, a diverging loss): reported as one line, not a traceback. Imported only when an error
+    happens, so ``--help`` stays light."""
+    from datasets_scripts.ade_files import AdeFormatError
     from datasets_scripts.common import DataDirError
+    from datasets_scripts.healthner_files import HealthNerFormatError
     from modeling_ade.checkpointing import CheckpointError
     from modeling_ade.encoders import ModelNameError
     from modeling_ade.run_guard import RunGuardError
     from modeling_ade.training import LaunchError, NonFiniteLossError
 
-    try:
-        return 0 if main() is not None else 1
-    except (
+    return (
         DataDirError,
         AdeFormatError,
         HealthNerFormatError,
@@ -152,7 +158,16 @@ def cli() -> int:
         RunGuardError,
         NonFiniteLossError,
         ModelNameError,
-    ) as err:
+    )
+
+
+def cli() -> int:
+    """Command-line entry: bad input is one clear message, exit 2 (:func:`input_errors`)."""
+    try:
+        return 0 if main() is not None else 1
+    except Exception as err:
+        if not isinstance(err, input_errors()):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -42,11 +42,12 @@ def test_a_settings_field_without_its_flag_is_caught():
         train.settings_class(train.task_module("ner")).from_args(args)
 
 
-def test_top_level_help_imports_no_task_module():
+def test_top_level_help_imports_no_task_module_and_no_torch():
     script = (
         "import sys, train\n"
         "try:\n    train.parse_settings(['--help'])\nexcept SystemExit:\n    pass\n"
         "print('TASKS:' + ','.join(sorted(m for m in sys.modules if m.endswith('_task'))))\n"
+        "print('HEAVY:' + ','.join(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'})))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
@@ -54,3 +55,5 @@ def test_top_level_help_imports_no_task_module():
     assert "joint NER + relation extraction" in result.stdout  # the task list, from HELP
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("TASKS:")]
     assert line == "TASKS:", line
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("HEAVY:")]
+    assert line == "HEAVY:", line
