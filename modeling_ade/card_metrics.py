@@ -32,6 +32,12 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
         "sentence",
         "Held-out negative sentences with at least one relation (lower is better)",
     ),
+    (
+        "neg_entity_rate",
+        "entity_rate",
+        "sentence",
+        "Held-out negative sentences with at least one entity (lower is better)",
+    ),
     ("sentence_f1", "f1", "sentence", "Sentence states an ADE: F1"),
     ("sentence_precision", "precision", "sentence", "Sentence states an ADE: precision"),
     ("sentence_recall", "recall", "sentence", "Sentence states an ADE: recall"),
