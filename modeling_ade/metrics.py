@@ -497,6 +497,9 @@ def format_cv_table(
 ) -> str:
     """A Markdown table ``metric | mean ± std | fold 0 | fold 1 | ...`` of an :func:`aggregate_folds` result.
 
+    One fold gives its value alone (no "± n/a"); a metric that only some folds have gives its mean over them with
+    "(k of n folds)".
+
     Args:
         aggregated: output of :func:`aggregate_folds`; nested names are joined with ``.``
             (``overlap_kept.ner_f1_micro``).
@@ -517,8 +520,12 @@ def format_cv_table(
         stats = rows[name]
         integer = all(isinstance(v, int) for v in stats["values"] if v is not None)
         mean = _format_number(stats["mean"], digits, integer=False)
-        std = "n/a" if stats["std"] is None else _format_number(stats["std"], digits, integer=False)
+        if stats["std"] is not None:
+            mean += " ± " + _format_number(stats["std"], digits, integer=False)
+        present = sum(v is not None for v in stats["values"])
+        if present < n_folds:  # a metric some folds lack: its mean is over fewer folds, and says so
+            mean += f" ({present} of {n_folds} folds)"
         folds = [_format_number(v, digits, integer) for v in stats["values"]]
         folds += [""] * (n_folds - len(folds))
-        lines.append(f"| {name} | {mean} ± {std} | " + " | ".join(folds) + " |")
+        lines.append(f"| {name} | {mean} | " + " | ".join(folds) + " |")
     return "\n".join(lines) + "\n"

@@ -433,8 +433,10 @@ def test_aggregate_folds_and_table():
         "|---|---|---|---|---|\n"
         "| a | 0.70 ± 0.20 | 0.50 | 0.70 | 0.90 |\n"
         "| b.c | 3.00 ± 2.00 | 1 | 3 | 5 |\n"
-        "| b.d | 0.25 ± n/a | – | – | 0.25 |\n"
+        "| b.d | 0.25 (1 of 3 folds) | – | – | 0.25 |\n"
     )
+    one_fold = format_cv_table(aggregate_folds([{"a": 0.5}]), digits=2)
+    assert one_fold.splitlines()[-1] == "| a | 0.50 | 0.50 |" and "n/a" not in one_fold
     assert (
         format_cv_table(aggregated, digits=1, keys=["b.c"]).splitlines()[-1]
         == "| b.c | 3.0 ± 2.0 | 1 | 3 | 5 |"
