@@ -61,6 +61,14 @@ def main() -> None:
         help="keep the evaluation.json of folds scored before (same threshold); score only the others",
     )
     args = parser.parse_args()
+    if not (args.run / "training_args.json").is_file() and not list(args.run.glob("fold_*/config.json")):
+        parser.error(
+            f"{args.run} is not a train.py ade output folder (no training_args.json, no fold_K/config.json)"
+        )
+    folds = fold_dirs(args.run)
+    missing = sorted(set(args.folds or ()) - {fold for fold, _ in folds})
+    if missing:
+        parser.error(f"--folds {missing}: not in {args.run} (it holds folds {[fold for fold, _ in folds]})")
     accelerator = Accelerator(cpu=True)
     negatives = next(iter(ade_records("negatives", data_dir=args.data_dir).values()))
     per_fold = []
@@ -74,7 +82,7 @@ def main() -> None:
         if value is not None
     }
     name = "".join(f"-{field}={value}" for field, value in overrides.items())
-    for fold, folder in fold_dirs(args.run):
+    for fold, folder in folds:
         if args.folds is not None and fold not in args.folds:
             continue
         done = folder / f"evaluation{name}.json"
