@@ -177,11 +177,20 @@ def _relation_scores(
     gold_keys = [[_relation_key(r, ignore_entity_types=ignore_entity_types) for r in doc] for doc in gold]
     pred_keys = [[_relation_key(r, ignore_entity_types=ignore_entity_types) for r in doc] for doc in pred]
     gold_sets, pred_sets = _as_document_sets(gold_keys, pred_keys, f"relation scores ({suffix})")
-    n_correct = sum(len(g & p) for g, p in zip(gold_sets, pred_sets, strict=True))
-    n_pred = sum(len(p) for p in pred_sets)
-    n_gold = sum(len(g) for g in gold_sets)
-    precision, recall, f1 = precision_recall_f1(n_correct, n_pred, n_gold)
-    return {f"re_precision_{suffix}": precision, f"re_recall_{suffix}": recall, f"re_f1_{suffix}": f1}
+    # the relation type is a key's last item: the same micro / macro / per-type rule as ner_scores
+    scores = ner_scores(
+        [[(key[-1], key) for key in doc] for doc in gold_sets],
+        [[(key[-1], key) for key in doc] for doc in pred_sets],
+    )
+    return {
+        f"re_precision_{suffix}": scores["ner_precision_micro"],
+        f"re_recall_{suffix}": scores["ner_recall_micro"],
+        f"re_f1_{suffix}": scores["ner_f1_micro"],
+        f"re_precision_{suffix}_macro": scores["ner_precision_macro"],
+        f"re_recall_{suffix}_macro": scores["ner_recall_macro"],
+        f"re_f1_{suffix}_macro": scores["ner_f1_macro"],
+        f"re_per_type_{suffix}": scores["per_type"],
+    }
 
 
 def re_scores_strict(
@@ -193,7 +202,10 @@ def re_scores_strict(
         gold, pred: one iterable of ``(head, tail, relation_type)`` per document, entities as
             ``(type, start, end)``. ``pred`` holds the relations predicted over the model's own entities.
 
-    Returns ``re_precision_strict``, ``re_recall_strict``, ``re_f1_strict``.
+    Returns ``re_precision_strict``, ``re_recall_strict``, ``re_f1_strict`` (micro: pooled over relation types,
+    the number joint-extraction papers report), the ``_macro`` of each (unweighted mean over the relation types
+    in gold or predictions, as :func:`ner_scores` does for entity types) and ``re_per_type_strict``
+    (``{type: {"precision", "recall", "f1", "support"}}``). The other ``re_scores_*`` return the same keys.
     """
     return _relation_scores(gold, pred, ignore_entity_types=False, suffix="strict")
 
@@ -316,6 +328,8 @@ def _ade_block(
             len(set(doc["relations"])) for doc in gold_entity_pred_docs
         )
     block["ner_per_type"] = ner["per_type"]
+    for key in [k for k in block if k.startswith("re_per_type_")]:
+        block[key] = block.pop(key)  # the per-type tables last, after the numbers
     return block
 
 
@@ -411,6 +425,45 @@ def real_text_metrics(
         "n_test_sentences": len(test_pred_docs),
         "n_test_flagged": sum(test_flagged),
     }
+
+
+def format_per_type_table(
+    per_type: Mapping[str, Mapping[str, Any]],
+    scores: Mapping[str, Any],
+    prefix: str,
+    support: int,
+    digits: int = 4,
+) -> str:
+    """Markdown table: a row per type of ``per_type`` (``{type: {"precision", "recall", "f1", "support"}}``),
+    then the micro and macro rows read from ``scores`` (``{prefix}_precision_micro``... for NER,
+    the ``re_*`` keys arranged the same way for relations, see :func:`per_type_tables`)."""
+    lines = ["| type | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+    for name, s in per_type.items():
+        lines.append(
+            f"| {name} | {s['precision']:.{digits}f} | {s['recall']:.{digits}f} | {s['f1']:.{digits}f} | "
+            f"{s['support']} |"
+        )
+    for average in ("micro", "macro"):
+        p, r, f = (scores[f"{prefix}_{m}_{average}"] for m in ("precision", "recall", "f1"))
+        lines.append(f"| **{average}** | {p:.{digits}f} | {r:.{digits}f} | {f:.{digits}f} | {support} |")
+    return "\n".join(lines)
+
+
+def per_type_tables(block: Mapping[str, Any], digits: int = 4) -> str:
+    """The NER and end-to-end strict RE per-type tables of one :func:`compute_ade_metrics` block."""
+    relation = {
+        f"re_{m}_{average}": block[f"re_{m}_strict" if average == "micro" else f"re_{m}_strict_macro"]
+        for m in ("precision", "recall", "f1")
+        for average in ("micro", "macro")
+    }
+    return (
+        "NER (strict):\n"
+        + format_per_type_table(block["ner_per_type"], block, "ner", block["n_gold_entities"], digits)
+        + "\n\nRE end-to-end (strict):\n"
+        + format_per_type_table(
+            block["re_per_type_strict"], relation, "re", block["n_gold_relations"], digits
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .encoders import hub_name, resolve_model_name
 from .hub.modeling_bert_crf import BertCrfForTokenClassification
 from .lora import apply_lora_from_settings
-from .metrics import ner_scores_from_tags
+from .metrics import format_per_type_table, ner_scores_from_tags
 from .ner_data import (
     EncodedWindow,
     NerCollator,
@@ -170,19 +170,7 @@ def predict_word_tags(
 
 def format_ner_table(scores: dict, digits: int = 4) -> str:
     """Markdown table of per-type and micro / macro precision, recall, F1 and support."""
-    lines = ["| type | precision | recall | f1 | support |", "|---|---|---|---|---|"]
-    for entity_type, s in scores["per_type"].items():
-        lines.append(
-            f"| {entity_type} | {s['precision']:.{digits}f} | {s['recall']:.{digits}f} | "
-            f"{s['f1']:.{digits}f} | {s['support']} |"
-        )
-    for average in ("micro", "macro"):
-        lines.append(
-            f"| **{average}** | {scores[f'ner_precision_{average}']:.{digits}f} | "
-            f"{scores[f'ner_recall_{average}']:.{digits}f} | {scores[f'ner_f1_{average}']:.{digits}f} | "
-            f"{scores['n_gold_entities']} |"
-        )
-    return "\n".join(lines)
+    return format_per_type_table(scores["per_type"], scores, "ner", scores["n_gold_entities"], digits)
 
 
 # ----------------------------------------------------------------------------------------------------
