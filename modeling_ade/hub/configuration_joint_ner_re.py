@@ -34,6 +34,13 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
             Width of the W0 / W1 / W2 projections; defaults to the encoder's hidden size.
         relation_mlp_hidden_size (`int`, *optional*):
             Width of the relation MLP's hidden layer; defaults to the encoder's hidden size.
+        relation_multi_label (`bool`, defaults to `False`):
+            Several relation labels may hold between one pair: the relation head scores each label with a sigmoid
+            (binary cross-entropy) instead of one softmax, and every label other than "none" at or above
+            `relation_threshold` is extracted. Set from the training data (a pair with two relation types).
+        symmetric_relations (`list[str]`, *optional*):
+            Relation labels that have no direction (`A r B` is `B r A`): training labels both orders, and a
+            prediction is reported once, with the entity that comes first in the text as head.
         relation_threshold (`float`, defaults to 0.5):
             A candidate pair is extracted when its most probable relation label other than "none" has at least
             this probability (with two labels, 0.5 is the argmax). The pipeline and evaluation read it here.
@@ -74,6 +81,8 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         classifier_dropout: float = 0.1,
         relation_hidden_size: int | None = None,
         relation_mlp_hidden_size: int | None = None,
+        relation_multi_label: bool = False,
+        symmetric_relations: list[str] | None = None,
         relation_threshold: float = 0.5,
         sentence_gate: bool = False,
         sentence_threshold: float = 0.5,
@@ -116,6 +125,10 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
             raise ValueError(
                 f"`relation_labels` needs a 'none' class and at least one relation, got {relation_labels}"
             )
+        symmetric_relations = sorted(symmetric_relations or [])
+        unknown = [r for r in symmetric_relations if r not in relation_labels[1:]]
+        if unknown:
+            raise ValueError(f"`symmetric_relations` {unknown} are not relation labels {relation_labels[1:]}")
         for pair in relation_candidate_types:
             if len(pair) != 2 or any(t not in entity_types for t in pair):
                 raise ValueError(
@@ -135,6 +148,8 @@ class JointNerReConfig(EncoderConfigMixin, PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.relation_hidden_size = relation_hidden_size or encoder_config.hidden_size
         self.relation_mlp_hidden_size = relation_mlp_hidden_size or encoder_config.hidden_size
+        self.relation_multi_label = relation_multi_label
+        self.symmetric_relations = symmetric_relations
         self.relation_threshold = relation_threshold
         self.sentence_gate = sentence_gate
         self.sentence_threshold = sentence_threshold

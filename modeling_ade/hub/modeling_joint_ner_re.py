@@ -5,6 +5,7 @@
 - Relation head (R-BERT style): for a candidate pair (head entity, tail entity) take the encoder state of
   each entity's **last** sub-word and of ``[CLS]``; each goes through ``tanh`` then its own linear layer
   (W1, W2, W0); the three are concatenated, passed through W3 and an MLP; softmax over relation labels.
+  With ``config.relation_multi_label`` every label gets its own sigmoid (several relations may hold for a pair).
 - Loss: ``λ·L_ner + (1 − λ)·L_rel``. Training feeds gold entities to the relation head; inference feeds the
   entities the NER head predicted. Every candidate pair of a batch is classified from one encoder pass.
 
@@ -118,12 +119,12 @@ def add_negative_entities(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Add entities that are not gold (e.g. the NER head's own predictions) as relation negatives.
 
-    entity_spans ``(B, E, 3)`` gold entities, relation_pairs ``(B, P, 2)`` and relation_labels ``(B, P)`` the
-    gold pairs and their labels, extra_spans ``(B, E2, 3)`` other entities (-1 rows = padding). Returns
-    ``(entity_spans (B, E', 3), relation_pairs (B, P', 2), relation_labels (B, P'))``: each sentence's gold rows
-    first and unchanged, then its extra entities that differ from every gold one (first, last, type); every
-    candidate pair of the result; the given label for a given pair and 0 ("none") for any pair with an extra
-    entity, -100 for padding.
+    entity_spans ``(B, E, 3)`` gold entities, relation_pairs ``(B, P, 2)`` the gold pairs and relation_labels their
+    labels, ``(B, P)`` class ids or ``(B, P, R)`` multi-hot rows (``config.relation_multi_label``), extra_spans
+    ``(B, E2, 3)`` other entities (-1 rows = padding). Returns ``(entity_spans (B, E', 3), relation_pairs (B, P', 2),
+    relation_labels (B, P'[, R]))``: each sentence's gold rows first and unchanged, then its extra entities that
+    differ from every gold one (first, last, type); every candidate pair of the result; the given label for a
+    given pair and "none" (0, or the one-hot row of label 0) for any pair with an extra entity, -100 for padding.
     """
     rows = []
     for b in range(entity_spans.size(0)):
@@ -137,17 +138,28 @@ def add_negative_entities(
         if row:
             spans[b, : len(row)] = torch.tensor(row, dtype=spans.dtype, device=spans.device)
     pairs = candidate_pairs(spans, candidate_types)  # shape: (B, P', 2)
-    labels = torch.where(pairs[..., 0] >= 0, 0, -100)  # shape: (B, P')
+    labels = none_labels(pairs, relation_labels)  # shape: (B, P'[, R])
     for b in range(len(rows)):
         given = {
-            (h, t): label
-            for (h, t), label in zip(relation_pairs[b].tolist(), relation_labels[b].tolist())
-            if h >= 0 and label != -100
+            (h, t): p
+            for p, (h, t) in enumerate(relation_pairs[b].tolist())
+            if h >= 0 and (relation_labels[b, p] != -100).all()
         }
         for p, (h, t) in enumerate(pairs[b].tolist()):
             if (h, t) in given:
-                labels[b, p] = given[(h, t)]
+                labels[b, p] = relation_labels[b, given[(h, t)]]
     return spans, pairs, labels
+
+
+def none_labels(pairs: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Relation targets saying "none" for every pair of ``pairs`` ``(B, P, 2)``, -100 for padding rows, in the form
+    of ``like``: class ids ``(B, P)`` (long), or multi-hot rows ``(B, P, R)`` (float, label 0 set)."""
+    valid = pairs[..., 0] >= 0  # shape: (B, P)
+    if like.dim() == 2:
+        return torch.where(valid, 0, -100).to(like.dtype)
+    labels = like.new_zeros((*pairs.shape[:2], like.size(-1)))
+    labels[..., 0] = 1.0
+    return labels.masked_fill(~valid.unsqueeze(-1), -100.0)
 
 
 def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -268,6 +280,23 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
                 scores[b, e] = score
         return spans, scores
 
+    def relation_loss(self, relation_logits: torch.Tensor, relation_labels: torch.Tensor) -> torch.Tensor:
+        """relation_logits ``(B, P, R)``; relation_labels ``(B, P)`` class ids (softmax cross-entropy) or, with
+        ``config.relation_multi_label``, ``(B, P, R)`` multi-hot rows (binary cross-entropy per label); -100 marks
+        padding. 0 (in the graph) when the batch has no pair."""
+        if relation_labels.dim() == 3:
+            valid = relation_labels[..., 0] >= 0  # shape: (B, P)
+            if not valid.any():
+                return relation_logits.sum() * 0.0
+            return nn.functional.binary_cross_entropy_with_logits(
+                relation_logits[valid].float(), relation_labels[valid].float()
+            )
+        if not (relation_labels != -100).any():
+            return relation_logits.sum() * 0.0
+        return nn.functional.cross_entropy(
+            relation_logits.flatten(0, 1), relation_labels.flatten(), ignore_index=-100
+        )
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -293,7 +322,8 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
                 Given in training (and to score relations on gold entities); otherwise decoded from the NER head.
             relation_pairs (`(B, P, 2)` long, *optional*): `[head, tail]` indices into `entity_spans`, -1 padding;
                 defaults to every candidate pair (`config.relation_candidate_types`).
-            relation_labels (`(B, P)` long, *optional*): relation class per pair, -100 for padding.
+            relation_labels (`(B, P)` long or `(B, P, R)` float, *optional*): relation class per pair, or with
+                `config.relation_multi_label` a multi-hot row of labels per pair (label 0 = "none"); -100 for padding.
             predicted_entity_negatives (`bool`, defaults to `False`): training only, with gold `entity_spans`,
                 `relation_pairs`, `relation_labels` and `word_index`: the entities the NER head predicts in this
                 pass that are not gold are added, and every pair with one of them is a "none" example
@@ -349,12 +379,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
             else:  # e.g. a batch of negative sentences whose tags are left out: no NaN from an empty mean
                 ner_loss = ner_logits.sum() * 0.0
         if relation_labels is not None:
-            if (relation_labels != -100).any():
-                relation_loss = nn.functional.cross_entropy(
-                    relation_logits.flatten(0, 1), relation_labels.flatten(), ignore_index=-100
-                )
-            else:
-                relation_loss = relation_logits.sum() * 0.0
+            relation_loss = self.relation_loss(relation_logits, relation_labels)
         if ner_loss is not None or relation_loss is not None:
             weight = self.config.ner_loss_weight
             loss = sum(

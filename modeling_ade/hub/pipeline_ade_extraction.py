@@ -13,7 +13,9 @@ whole by several windows is kept from the window where it lies farthest from an 
 of its entities in one window. An entity longer than ``stride`` tokens that crosses a window edge is seen
 whole by no window: raise ``stride`` (or ``max_length``) for very long mentions.
 
-A pair is a relation when its best non-"none" label has probability >= ``config.relation_threshold``. With a
+A pair is a relation when its best non-"none" label has probability >= ``config.relation_threshold`` (with
+``config.relation_multi_label``: every non-"none" label whose own sigmoid probability is); a label of
+``config.symmetric_relations`` is reported once, head = the entity that comes first. With a
 sentence gate (``config.sentence_gate``) a window whose gate probability is below ``config.sentence_threshold``
 yields no relation, and no entity either unless ``config.sentence_gate_scope`` is ``"relations"``.
 Entities with a letter of a script the model never saw in a training entity (``config.entity_scripts``, e.g. a
@@ -46,6 +48,21 @@ def relation_label(probs: list[float], threshold: float) -> int:
     label other than "none" when its probability is at least ``threshold``."""
     best = max(range(1, len(probs)), key=probs.__getitem__)
     return best if probs[best] >= threshold else 0
+
+
+def relation_label_ids(probs: list[float], threshold: float, multi_label: bool = False) -> list[int]:
+    """The extracted relation labels of one pair: :func:`relation_label` (at most one), or with ``multi_label``
+    (per-label sigmoid probabilities) every label other than "none" whose probability is at least ``threshold``."""
+    if multi_label:
+        return [label for label in range(1, len(probs)) if probs[label] >= threshold]
+    label = relation_label(probs, threshold)
+    return [label] if label else []
+
+
+def relation_probabilities(relation_logits: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """``(..., R)`` relation logits -> probabilities: one softmax, or a sigmoid per label with ``multi_label``."""
+    logits = relation_logits.float()
+    return logits.sigmoid() if multi_label else logits.softmax(-1)
 
 
 def letter_scripts(text: str) -> set[str]:
@@ -101,6 +118,8 @@ def window_predictions(
     sentence_probability: float | None = None,
     sentence_threshold: float = 0.5,
     sentence_gate_scope: str = "all",
+    multi_label: bool = False,
+    symmetric_relations: list[str] = (),
 ) -> tuple[list[dict], list[tuple[int, int, int, float]]]:
     """One window's model output -> entities (with ``centrality``: distance in tokens to the nearer window
     edge) and relations ``(head_entity, tail_entity, label_index, score)`` over this window's entities.
@@ -109,7 +128,9 @@ def window_predictions(
     window). An entity touching such an edge (first content token after the leading special token, last
     one before the closing special token) may be a fragment of a word or entity cut by the window, so it
     is left to the neighbouring window, which sees it whole (windows overlap by ``stride`` tokens). A pair is a
-    relation by :func:`relation_label` at ``relation_threshold``. With a sentence gate, a window whose
+    relation by :func:`relation_label_ids` at ``relation_threshold`` (several labels with ``multi_label``); a
+    relation of a ``symmetric_relations`` label gets the entity that comes first in the text as its head. With
+    a sentence gate, a window whose
     ``sentence_probability`` is below ``sentence_threshold`` yields no relation, and no entity either when
     ``sentence_gate_scope`` is ``"all"`` (with ``"relations"`` its entities are kept)."""
     rejected = sentence_probability is not None and sentence_probability < sentence_threshold
@@ -134,9 +155,14 @@ def window_predictions(
     for (head, tail), probs in zip(relation_pairs, relation_probs):
         if rejected or head < 0 or head not in index or tail not in index:
             continue
-        label = relation_label(probs, relation_threshold)
-        if label != 0:
-            relations.append((index[head], index[tail], label, float(probs[label])))
+        for label in relation_label_ids(probs, relation_threshold, multi_label):
+            first, second = index[head], index[tail]
+            if relation_labels[label] in symmetric_relations and (
+                (entities[second]["start"], entities[second]["end"])
+                < (entities[first]["start"], entities[first]["end"])
+            ):
+                first, second = second, first
+            relations.append((first, second, label, float(probs[label])))
     return entities, relations
 
 
@@ -243,7 +269,9 @@ class AdeExtractionPipeline(ChunkPipeline):
             "entity_spans": output.entity_spans,
             "entity_scores": output.entity_scores,
             "relation_pairs": output.relation_pairs,
-            "relation_probs": output.relation_logits.float().softmax(-1),
+            "relation_probs": relation_probabilities(
+                output.relation_logits, getattr(self.model.config, "relation_multi_label", False)
+            ),
             "text": text,
             "is_last": is_last,
             "first_window": first_window,
@@ -278,6 +306,8 @@ class AdeExtractionPipeline(ChunkPipeline):
                 else float(output["sentence_probability"].reshape(-1)[0]),
                 sentence_threshold=getattr(config, "sentence_threshold", 0.5),
                 sentence_gate_scope=getattr(config, "sentence_gate_scope", "all"),
+                multi_label=getattr(config, "relation_multi_label", False),
+                symmetric_relations=getattr(config, "symmetric_relations", None) or (),
             )
             keys = [(e["start"], e["end"], e["type"]) for e in entities]
             fits = script_filter([text[k[0] : k[1]] for k in keys], scripts)
