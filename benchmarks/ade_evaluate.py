@@ -22,7 +22,7 @@ from transformers import AutoTokenizer
 from datasets_scripts.ade_corpus import ade_records
 from modeling_ade import JointNerReForAdeExtraction
 from modeling_ade.ade_data import split_negatives
-from modeling_ade.ade_task import SUMMARY_KEYS, encode_records, evaluate_fold
+from modeling_ade.joint_training import SUMMARY_KEYS, encode_records, evaluate_fold
 from modeling_ade.metrics import aggregate_folds, format_cv_table
 from modeling_ade.training import write_json
 

@@ -16,7 +16,7 @@ import torch
 
 from .alignment import IGNORE, AlignmentCounts, align_entities_to_subwords
 from .hub.configuration_joint_ner_re import JointNerReConfig
-from .hub.modeling_joint_ner_re import PAD, candidate_pairs
+from .hub.modeling_joint_ner_re import PAD, candidate_pairs, none_labels
 
 
 @dataclass
@@ -51,13 +51,19 @@ def encode_ade_record(record: dict, tokenizer, config: JointNerReConfig, max_len
             spans.append([span[0], span[1], type_index[entities[i][2]]])
             placed.append([entities[i][2], entities[i][0], entities[i][1]])
     candidates = {tuple(p) for p in config.relation_candidate_types}
+    symmetric = set(getattr(config, "symmetric_relations", None) or ())
     gold, not_candidates, unplaced = [], 0, 0
     for rel in record["relations"]:
         head, tail = rel["head"], rel["tail"]
-        if (entities[head][2], entities[tail][2]) not in candidates:
+        orders = [(head, tail)] + ([(tail, head)] if rel["type"] in symmetric else [])
+        orders = [(h, t) for h, t in orders if (entities[h][2], entities[t][2]) in candidates]
+        if not orders:
             not_candidates += 1
         elif head in new_index and tail in new_index:
-            gold.append([new_index[head], new_index[tail], relation_index[rel["type"]]])
+            for h, t in orders:  # a symmetric relation is a target in both candidate orders
+                row = [new_index[h], new_index[t], relation_index[rel["type"]]]
+                if row not in gold:
+                    gold.append(row)
         else:
             unplaced += 1
     features = {
@@ -124,7 +130,8 @@ class AdeCollator:
     candidate relation pair (``modeling_joint_ner_re.candidate_pairs``, the model's own rule) with its label:
     the gold relation label, or 0 (``none``). Training options: ``predicted_entity_negatives`` asks the model to
     add its own non-gold NER predictions as relation negatives; ``sentence_labels`` adds ``sentence_labels`` (1 for
-    a sentence with a gold relation, 0 for a negative sentence) for the sentence gate; with
+    a sentence with a gold relation, 0 for a negative sentence) for the sentence gate; ``num_relation_labels``
+    (for ``config.relation_multi_label``) makes the relation targets multi-hot rows ``(B, P, R)``; with
     ``negatives_ner_loss=False`` the all-``O`` tags of sentences without a gold relation are left out of the NER
     loss (-100)."""
 
@@ -135,8 +142,10 @@ class AdeCollator:
         predicted_entity_negatives: bool = False,
         sentence_labels: bool = False,
         negatives_ner_loss: bool = True,
+        num_relation_labels: int | None = None,
     ):
         self.pad_token_id = pad_token_id
+        self.num_relation_labels = num_relation_labels
         self.candidate_types = candidate_types
         self.predicted_entity_negatives = predicted_entity_negatives
         self.sentence_labels = sentence_labels
@@ -165,11 +174,20 @@ class AdeCollator:
                 spans[b, : len(f["entity_spans"])] = torch.tensor(f["entity_spans"])
         pairs = candidate_pairs(spans, self.candidate_types)  # shape: (B, P, 2)
         relation_labels = torch.where(pairs[..., 0] >= 0, 0, IGNORE)  # shape: (B, P)
+        if self.num_relation_labels is not None:  # multi-label: multi-hot rows (B, P, R), label 0 = none
+            relation_labels = none_labels(pairs, torch.zeros(1, 1, self.num_relation_labels))
         for b, f in enumerate(features):
-            gold = {(h, t): label for h, t, label in f["gold_relations"]}
+            gold = defaultdict(list)
+            for h, t, label in f["gold_relations"]:
+                gold[(h, t)].append(label)
             for p, (h, t) in enumerate(pairs[b].tolist()):
-                if (h, t) in gold:
-                    relation_labels[b, p] = gold[(h, t)]
+                if (h, t) not in gold:
+                    continue
+                if relation_labels.dim() == 3:
+                    relation_labels[b, p] = 0.0
+                    relation_labels[b, p, gold[(h, t)]] = 1.0
+                else:
+                    relation_labels[b, p] = gold[(h, t)][0]
         batch.update(entity_spans=spans, relation_pairs=pairs, relation_labels=relation_labels)
         positive = torch.tensor([bool(f["gold_relations"]) for f in features])  # shape: (B,)
         if not self.negatives_ner_loss:

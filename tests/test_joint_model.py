@@ -186,7 +186,7 @@ def test_collator_labels_line_up_with_gold_relations(ade_data_dir, minilm_tokeni
 
 def test_perfect_predictions_score_one():
     """The evaluation path (gold docs vs predicted docs) gives 1.0 everywhere for a perfect prediction."""
-    from modeling_ade.ade_task import gold_doc
+    from modeling_ade.joint_training import gold_doc
     from modeling_ade.metrics import compute_ade_metrics
 
     record = {
@@ -207,7 +207,7 @@ def test_gold_entity_pass_scores_with_exact_gold_offsets():
     """A gold entity widened to word boundaries by the tokenizer still matches its gold span exactly."""
     from types import SimpleNamespace
 
-    from modeling_ade.ade_task import _gold_entity_doc
+    from modeling_ade.joint_training import _gold_entity_doc
 
     output = SimpleNamespace(
         relation_pairs=torch.tensor([[[1, 0], [-1, -1]]]),
