@@ -85,12 +85,12 @@ def render_html(texts: list[str], results: list[dict]) -> str:
         f'<span class="ent" style="background:{colour[t]}">{html.escape(t)}</span>' for t in types
     )
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>ADE extraction</title><style>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>Entity and relation extraction</title><style>"
         "body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.7}"
         ".doc{border-bottom:1px solid #ddd;padding:1em 0}.ent{padding:1px 3px;border-radius:3px}"
         ".ent sub{font-size:65%;color:#555;margin-left:2px}.rels{color:#333;font-size:90%}"
         "</style></head><body>",
-        f"<h1>ADE extraction</h1><p>{len(texts)} documents. Entity types: {legend}</p>",
+        f"<h1>Entity and relation extraction</h1><p>{len(texts)} documents. Entity types: {legend}</p>",
     ]
     for n, (text, result) in enumerate(zip(texts, results), start=1):
         cursor, pieces = 0, []

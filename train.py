@@ -144,6 +144,7 @@ def input_errors() -> tuple[type[Exception], ...]:
     from datasets_scripts.ade_files import AdeFormatError
     from datasets_scripts.common import DataDirError
     from datasets_scripts.healthner_files import HealthNerFormatError
+    from datasets_scripts.relation_formats import CorpusFormatError
     from modeling_ade.checkpointing import CheckpointError
     from modeling_ade.encoders import ModelNameError
     from modeling_ade.run_guard import RunGuardError
@@ -153,6 +154,7 @@ def input_errors() -> tuple[type[Exception], ...]:
         DataDirError,
         AdeFormatError,
         HealthNerFormatError,
+        CorpusFormatError,
         CheckpointError,
         LaunchError,
         RunGuardError,

@@ -20,9 +20,11 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("re_f1_strict", "f1", "re", "RE F1, end-to-end strict (spans + entity types + relation type)"),
     ("re_precision_strict", "precision", "re", "RE precision, end-to-end strict"),
     ("re_recall_strict", "recall", "re", "RE recall, end-to-end strict"),
+    ("re_f1_strict_macro", "f1", "re", "RE F1, end-to-end strict, macro over relation types"),
     ("re_f1_boundaries", "f1", "re", "RE F1, end-to-end boundaries (spans + relation type)"),
     ("re_precision_boundaries", "precision", "re", "RE precision, end-to-end boundaries"),
     ("re_recall_boundaries", "recall", "re", "RE recall, end-to-end boundaries"),
+    ("re_f1_boundaries_macro", "f1", "re", "RE F1, end-to-end boundaries, macro over relation types"),
     ("re_f1_gold_entities", "f1", "re", "RE F1, gold entities given"),
     ("re_precision_gold_entities", "precision", "re", "RE precision, gold entities given"),
     ("re_recall_gold_entities", "recall", "re", "RE recall, gold entities given"),
@@ -38,14 +40,14 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
         "sentence",
         "Held-out negative sentences with at least one entity (lower is better)",
     ),
-    ("sentence_f1", "f1", "sentence", "Sentence states an ADE: F1"),
-    ("sentence_precision", "precision", "sentence", "Sentence states an ADE: precision"),
-    ("sentence_recall", "recall", "sentence", "Sentence states an ADE: recall"),
+    ("sentence_f1", "f1", "sentence", "Sentence states a relation: F1"),
+    ("sentence_precision", "precision", "sentence", "Sentence states a relation: precision"),
+    ("sentence_recall", "recall", "sentence", "Sentence states a relation: recall"),
 )
 TASKS = {
     "ner": ("token-classification", "Named entity recognition"),
-    "re": ("relation-extraction", "Relation extraction (adverse effect → drug)"),
-    "sentence": ("text-classification", "Sentence-level ADE detection on real text"),
+    "re": ("relation-extraction", "Relation extraction"),
+    "sentence": ("text-classification", "Sentence-level relation detection on real text"),
 }
 OVERLAP_VARIANTS = {  # the metric blocks of an ADE metrics.json (the real-text block is not an overlap variant)
     "overlap_kept": "overlapping entities kept",
@@ -168,8 +170,8 @@ def evaluation_table(blocks: list[EvalBlock]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluation_text(blocks: list[EvalBlock]) -> str:
-    """What the evaluation columns mean: only the conventions present."""
+def evaluation_text(blocks: list[EvalBlock], corpus: str | None = None) -> str:
+    """What the evaluation columns mean: only the conventions present (``corpus``: ``run.corpus``)."""
     keys = {k for b in blocks for k in b.values}
     parts = [
         "Strict scores from the run's `metrics.json` (also in this repository). NER: exact entity spans and "
@@ -186,7 +188,14 @@ def evaluation_text(blocks: list[EvalBlock]) -> str:
             '"Overlapping entities removed" drops gold entities that overlap another gold entity, their '
             "relations, and predictions over them, as much of the literature does."
         )
-    if any(b.variant == OVERLAP_VARIANTS["real_text"] for b in blocks):
+    if any(k.endswith("_macro") and k.startswith("re_") for k in keys):
+        parts.append("RE micro scores pool every relation type; macro scores average the per-type F1.")
+    if corpus == "custom" and any(b.variant == OVERLAP_VARIANTS["real_text"] for b in blocks):
+        parts.append(
+            "Real text: the evaluation split's sentences with a relation against those without one: a "
+            "sentence is flagged when the model extracts at least one relation from it."
+        )
+    elif any(b.variant == OVERLAP_VARIANTS["real_text"] for b in blocks):
         parts.append(
             "Real text: the literature's test sentences all state an adverse event, real text mostly does not. "
             "The fold's held-out part of the negative sentences (`ADE-NEG.txt`, PubMed-disjoint from those "

@@ -176,8 +176,9 @@ def _protocol_text(run: ModelRun) -> str:
         )
     elif corpus == "custom":
         lines.append(
-            f"Trained on {_corpus_info(run)[0]} (`train.py ner --dataset`); evaluated on its "
-            f"`{args.get('eval_split') or 'validation'}` split. See that dataset's card for its licence."
+            f"Trained on {_corpus_info(run)[0]} (`train.py {args.get('task', 'ner')} --dataset`, split "
+            f"`{args.get('train_split') or 'train'}`); evaluated on its `{args.get('eval_split') or 'validation'}` "
+            "split. See that dataset's card for its licence."
         )
     if metrics.get("data"):
         lines.append(f"Data as logged by the run: {metrics['data']}.")
@@ -203,6 +204,20 @@ def _protocol_text(run: ModelRun) -> str:
     if table:
         text += "\n\nThe run's arguments (`training_args.json`, also in this repository):\n\n" + table
     return text
+
+
+def _joint_output_note(config: dict[str, Any]) -> str:
+    """The ``ade-extraction`` output, as a comment, with the model's own first entity and relation types."""
+    from .hub.pipeline_ade_extraction import relation_key
+
+    entity = (config.get("entity_types") or ["Drug"])[0]
+    relation = (config.get("relation_labels") or ["none", "ADE"])[1]
+    head, tail = (config.get("relation_candidate_types") or [["Adverse-Effect", "Drug"]])[0]
+    head_key, tail_key = relation_key(head, tail)
+    return (
+        f"# {{'entities': [{{'type': {entity!r}, 'text': ..., 'start': ..., 'end': ..., 'score': ...}}, ...],\n"
+        f"#  'relations': [{{'type': {relation!r}, {head_key!r}: {{...}}, {tail_key!r}: {{...}}, 'score': ...}}]}}"
+    )
 
 
 def _usage_text(run: ModelRun, repo_id: str, base_model: str | None) -> str:
@@ -237,10 +252,11 @@ instead, which also works with `pipeline(...)` and Inference Endpoints.
         if custom
         else "The model's code (configuration and model classes) is shipped in this repository (`auto_map`)."
     )
-    example = MODEL_KINDS[run.model_type].widget[0] if run.kind else "..."
+    example = (
+        MODEL_KINDS[run.model_type].widget[0] if run.kind and run.corpus != "custom" else "Your text here."
+    )
     output_note = (
-        "# {'entities': [{'type': 'Drug', 'text': ..., 'start': ..., 'end': ..., 'score': ...}, ...],\n"
-        "#  'relations': [{'type': 'ADE', 'adverse_effect': {...}, 'drug': {...}, 'score': ...}]}"
+        _joint_output_note(run.config)
         if run.model_type == "joint_ner_re"
         else "# [{'entity_group': ..., 'word': ..., 'start': ..., 'end': ..., 'score': ...}, ...]"
     )
@@ -328,7 +344,9 @@ def build_model_card(
     base_hub = hub_id_or_none(adapter_base) if run.is_adapter else encoder_hub
 
     blocks = evaluation_blocks(run)
-    tags = ["custom_code", *(kind.tags if kind else ()), "modeling-ade"]
+    custom = run.corpus == "custom"
+    kind_tags = (kind.custom_tags if custom and kind.custom_tags else kind.tags) if kind else ()
+    tags = ["custom_code", *kind_tags, "modeling-ade"]
     if run.is_adapter:
         tags += ["peft", "lora", "adapter"]
     if merged_adapter:
@@ -337,7 +355,11 @@ def build_model_card(
         license=licence.hub_id,
         license_name=licence.name,
         license_link=licence.link,
-        language=[LANGUAGES[run.corpus]] if run.corpus in LANGUAGES else None,
+        language=[LANGUAGES[run.corpus]]
+        if run.corpus in LANGUAGES
+        else [run.config["language"]]
+        if run.config.get("language")
+        else None,
         library_name="peft" if run.is_adapter else "transformers",
         tags=tags,
         pipeline_tag="token-classification",
@@ -348,7 +370,11 @@ def build_model_card(
         widget=[{"text": t} for t in kind.widget] if kind and run.corpus != "custom" else None,
     )
 
-    title = kind.title if kind else "token classification"
+    title = (
+        (kind.custom_title if custom and kind.custom_title else kind.title)
+        if kind
+        else "token classification"
+    )
     encoder_text = (
         f"[`{encoder_hub}`](https://huggingface.co/{encoder_hub})"
         if encoder_hub
@@ -366,7 +392,12 @@ def build_model_card(
     if merged_adapter:
         what.append(f"\nThe weights are a LoRA adapter (`{merged_adapter}`) merged into its base model.")
     if kind:
-        what += ["", "## What it does", "", kind.summary]
+        what += [
+            "",
+            "## What it does",
+            "",
+            kind.custom_summary if custom and kind.custom_summary else kind.summary,
+        ]
     labels = run.config.get("entity_types") or sorted(
         {lab.split("-", 1)[1] for lab in (run.config.get("id2label") or {}).values() if "-" in lab}
     )
@@ -375,6 +406,15 @@ def build_model_card(
     if run.config.get("relation_labels"):
         rels = [r for r in run.config["relation_labels"][1:]]
         what.append(f"Relation types: {', '.join(f'`{r}`' for r in rels)} (plus the no-relation class).")
+        pairs = run.config.get("relation_candidate_types") or []
+        what.append(
+            f"Candidate pairs (head type → tail type): {', '.join(f'`{h}` → `{t}`' for h, t in pairs)}."
+        )
+        if run.config.get("symmetric_relations"):
+            symmetric = ", ".join(f"`{r}`" for r in run.config["symmetric_relations"])
+            what.append(f"Symmetric (reported once, head = the entity that comes first): {symmetric}.")
+        if run.config.get("relation_multi_label"):
+            what.append("Several relation types may hold between one pair (a sigmoid per relation type).")
 
     citations = "\n\n".join(
         [
@@ -397,7 +437,7 @@ def build_model_card(
 {_protocol_text(run)}
 ## Evaluation
 
-{evaluation_text(blocks)}
+{evaluation_text(blocks, run.corpus)}
 
 {evaluation_table(blocks)}
 ## Limitations

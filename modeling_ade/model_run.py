@@ -21,6 +21,10 @@ class ModelKind:
     tags: tuple[str, ...]
     widget: tuple[str, ...]
     summary: str
+    # what differs for a model trained on a user's corpus (--dataset); empty: the same as above
+    custom_title: str = ""
+    custom_summary: str = ""
+    custom_tags: tuple[str, ...] = ()
 
 
 MODEL_KINDS: dict[str, ModelKind] = {
@@ -39,6 +43,16 @@ MODEL_KINDS: dict[str, ModelKind] = {
             "R-BERT relation head classifies every (adverse effect, drug) pair from the encoder states of "
             "`[CLS]` and of each entity's last sub-word. Loss: `λ·L_ner + (1 − λ)·L_rel`. All candidate pairs "
             "of a sentence are classified from one encoder pass."
+        ),
+        custom_title="joint entity and relation extraction",
+        custom_tags=("relation-extraction", "ner", "joint-ner-re"),
+        custom_summary=(
+            "One pre-trained encoder shared by two heads trained jointly: a token-level NER head (softmax over "
+            "BIO tags; a word's tag is the tag of its first sub-word) finds the entities, and an R-BERT relation "
+            "head classifies every candidate (head, tail) entity pair from the encoder states of `[CLS]` and of "
+            "each entity's last sub-word. Loss: `λ·L_ner + (1 − λ)·L_rel`. All candidate pairs of a sentence are "
+            "classified from one encoder pass. The entity types, relation types and the type pairs relations "
+            "join were read from the training corpus."
         ),
     ),
     "bert_crf": ModelKind(

@@ -276,18 +276,23 @@ def test_relation_scores_by_hand():
         [(e0, d0, "ADE"), (("Drug", 5, 7), d0, "ADE")],  # strict hit; boundaries-only hit
         [(("AE", 4, 6), d1, "ADE")],  # wrong span
     ]
+
+    def micro_macro_per_type(scores, suffix, p, r, f, support=3):
+        # one relation type: the macro average equals the micro one, the per-type row too
+        numbers = {m: scores[f"re_{m}_{suffix}"] for m in ("precision", "recall", "f1")}
+        assert numbers == pytest.approx({"precision": p, "recall": r, "f1": f})
+        assert {m: scores[f"re_{m}_{suffix}_macro"] for m in numbers} == pytest.approx(numbers)
+        assert scores[f"re_per_type_{suffix}"] == {"ADE": pytest.approx({**numbers, "support": support})}
+        assert len(scores) == 7
+
     # strict: 1 correct / 3 pred / 3 gold -> P = R = F1 = 1/3
-    assert re_scores_strict(gold, pred) == pytest.approx(
-        {"re_precision_strict": 1 / 3, "re_recall_strict": 1 / 3, "re_f1_strict": 1 / 3}
-    )
+    micro_macro_per_type(re_scores_strict(gold, pred), "strict", 1 / 3, 1 / 3, 1 / 3)
     # boundaries: 2 correct -> 2/3
-    assert re_scores_boundaries(gold, pred) == pytest.approx(
-        {"re_precision_boundaries": 2 / 3, "re_recall_boundaries": 2 / 3, "re_f1_boundaries": 2 / 3}
-    )
+    micro_macro_per_type(re_scores_boundaries(gold, pred), "boundaries", 2 / 3, 2 / 3, 2 / 3)
     # gold entities given: the model found one of the three relations, no false positive
     # P = 1, R = 1/3, F1 = 2·(1/3)/(4/3) = 1/2
-    assert re_scores_gold_entities(gold, [[(e0, d0, "ADE")], []]) == pytest.approx(
-        {"re_precision_gold_entities": 1.0, "re_recall_gold_entities": 1 / 3, "re_f1_gold_entities": 0.5}
+    micro_macro_per_type(
+        re_scores_gold_entities(gold, [[(e0, d0, "ADE")], []]), "gold_entities", 1.0, 1 / 3, 0.5
     )
 
 
@@ -385,7 +390,7 @@ def test_compute_ade_metrics_by_hand():
 
     for block in (kept, removed):
         for key, value in block.items():
-            if key.startswith(("ner_", "re_")) and key != "ner_per_type":
+            if key.startswith(("ner_", "re_")) and not key.startswith(("ner_per_type", "re_per_type_")):
                 assert isinstance(value, float) and 0.0 <= value <= 1.0, key
     json.dumps(metrics)  # metrics.json-ready
 

@@ -221,7 +221,7 @@ def test_card_metadata_parses_and_equals_metrics(dry_run, model_out):
         for key, *_ in METRICS
         if key in metrics[block]
     }
-    assert len(expected) == 35 and {k: v for k, (v, _) in found.items()} == expected
+    assert len(expected) == 39 and {k: v for k, (v, _) in found.items()} == expected
     name = "Held-out negative sentences with at least one relation (lower is better); real text: test part + "
     assert found[name + "held-out negative sentences"][0] == metrics["real_text"]["neg_false_positive_rate"]
     name = "RE F1, end-to-end strict (spans + entity types + relation type); overlapping entities removed"

@@ -15,8 +15,11 @@ TASKS = sorted(train.task_names())
 REPO = Path(train.__file__).resolve().parent
 
 
-def test_the_three_tasks_are_found_with_their_help():
-    assert TASKS == ["ade", "mlm", "ner"]
+REQUIRED = {"joint": ["--dataset", "corpus.jsonl"]}  # a task's own required flags
+
+
+def test_the_four_tasks_are_found_with_their_help():
+    assert TASKS == ["ade", "joint", "mlm", "ner"]
     assert all(train.task_names().values())
 
 
@@ -28,7 +31,9 @@ def test_task_module_shape(name, tmp_path):
     settings_class = train.settings_class(module)
     assert issubclass(settings_class, TrainSettings) and settings_class.task == name
     assert module.HELP == train.task_names()[name]  # read without importing the module
-    args = train.build_parser(only=name).parse_args([name, "--output-dir", str(tmp_path)])
+    args = train.build_parser(only=name).parse_args(
+        [name, "--output-dir", str(tmp_path), *REQUIRED.get(name, [])]
+    )
     settings = settings_class.from_args(args)  # every flag lands in a field (no dead flag)
     record = settings.record()
     assert record["task"] == name and json.loads(json.dumps(record)) == record
