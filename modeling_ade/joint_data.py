@@ -114,20 +114,12 @@ def load_schema_splits(dataset: str, config: str | None) -> dict[str, list[dict[
     """Every split of a project-schema dataset (file, folder or Hub id) as checked records; a ``ClassLabel``
     type becomes its name. Errors name the file (and line, for JSON lines) or the split, the record and the
     field."""
-    import datasets
-
     from datasets_scripts.common import rows_with_type_names
 
+    from .ner_data import load_split
+
     path = Path(dataset)
-    if path.is_file():
-        builders = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-        if path.suffix not in builders:
-            raise CorpusFormatError(
-                f"--dataset {dataset}: a file must end in {', '.join(builders)} (or be SpERT JSON), got {path.suffix!r}"
-            )
-        loaded = datasets.load_dataset(builders[path.suffix], data_files=str(path))
-    else:
-        loaded = datasets.load_dataset(dataset, config)
+    loaded = load_split(dataset, config, None)
     splits = {}
     for name, split in loaded.items():
         for column in ("text", "entities", "relations"):

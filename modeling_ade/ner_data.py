@@ -108,16 +108,19 @@ def tagged_sentences_from_dataset(
     return TaggedSentences(words, tags, names)
 
 
-def load_split(dataset: str, config: str | None, split: str):
-    """``datasets.Dataset`` of one split (slices such as ``train[:100]`` allowed) of a local file, a
-    folder (e.g. a Parquet export with a dataset card) or a Hub id."""
+def load_split(dataset: str, config: str | None, split: str | None):
+    """``datasets.Dataset`` of one split (slices such as ``train[:100]`` allowed), or with ``split=None`` the
+    ``DatasetDict`` of every split, of a local ``.json`` / ``.jsonl`` / ``.parquet`` file, a folder (e.g. a
+    Parquet export with a dataset card) or a Hub id."""
     import datasets
+
+    from datasets_scripts.relation_formats import CorpusFormatError
 
     path = Path(dataset)
     if path.is_file():
         builders = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
         if path.suffix not in builders:
-            raise ValueError(
+            raise CorpusFormatError(
                 f"--dataset {dataset!r}: a file must end in {', '.join(builders)}, got {path.suffix!r}"
             )
         return datasets.load_dataset(builders[path.suffix], data_files=str(path), split=split)
