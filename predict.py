@@ -1,12 +1,19 @@
-"""Batch prediction with a trained ADE model: plain text or JSONL in, JSONL (and optionally HTML) out.
+"""Extraction with a trained joint model: a few files to JSONL (and HTML), or a whole literature to Parquet parts.
 
     python predict.py --model runs/ade notes.txt --output notes.jsonl --html notes.html
-    python predict.py --model runs/ade reports.jsonl --text-field abstract --output out.jsonl
+    python predict.py --model runs/ade reports.jsonl --text-column abstract --output out.jsonl
+    accelerate launch predict.py --model runs/ade pubmed/*.xml.gz --output-dir out/pubmed     # streamed, resumable
+    python predict.py signals out/pubmed                                                       # drug -> event table
 
-Plain text: one document per line (empty lines are kept as empty documents, so line N of the input is
-line N of the output). JSONL: one object per line with the text in ``--text-field``; the other fields are
-copied to the output. Each output line adds ``entities`` and ``relations`` as returned by the
-``ade-extraction`` pipeline (character offsets into the text).
+``--output`` (one file): plain text, one document per line (empty lines are kept as empty documents, so line N of
+the input is line N of the output), or JSONL with the text in ``--text-column``; the other fields are copied to
+the output. Each output line adds ``entities`` and ``relations`` as returned by the ``ade-extraction`` pipeline
+(character offsets into the text).
+
+``--output-dir`` (a literature): any number of text / JSONL / Parquet / PubMed XML files (gzip allowed), folders,
+globs or ``datasets`` datasets, streamed in chunks, shared out over the processes of ``accelerate launch``, written
+as Parquet parts with a manifest, resumable (:mod:`modeling_ade.bulk_predict`); ``predict.py signals OUT`` then
+aggregates the relations (:mod:`modeling_ade.signals`).
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ class InputError(ValueError):
     """A line of the input file cannot be used."""
 
 
-def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]:
+def read_documents(path: Path, text_fields: list[str], input_format: str) -> list[dict]:
     """Read documents as dicts: ``{"text": line}`` for plain text, the JSONL object itself otherwise (the text
-    stays in ``text_field``); errors name the file, line and field."""
+    stays in ``text_fields``); errors name the file, line and field."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     fmt = (
@@ -61,10 +68,11 @@ def read_documents(path: Path, text_field: str, input_format: str) -> list[dict]
                 raise InputError(
                     f"{path}:{line_no}: not valid JSON ({err.msg} at column {err.colno})"
                 ) from None
-            if not isinstance(record, dict) or text_field not in record:
-                raise InputError(f"{path}:{line_no}: field {text_field!r} missing (use --text-field)")
-            if not isinstance(record[text_field], str):
-                raise InputError(f"{path}:{line_no}: field {text_field!r} is not a string")
+            for text_field in text_fields:
+                if not isinstance(record, dict) or text_field not in record:
+                    raise InputError(f"{path}:{line_no}: field {text_field!r} missing (use --text-column)")
+                if not isinstance(record[text_field], str):
+                    raise InputError(f"{path}:{line_no}: field {text_field!r} is not a string")
             for clash in ("entities", "relations"):
                 if clash in record:
                     raise InputError(
@@ -126,23 +134,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("input", type=Path, help="plain-text file (one document per line) or JSONL file")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="with --output: one plain-text file (one document per line) or JSONL file; with --output-dir: files "
+        "(.txt, .jsonl, .json, .parquet, PubMed .xml, each optionally .gz), folders, globs, a datasets folder or "
+        "a Hub dataset id",
+    )
     parser.add_argument(
         "--model",
         required=True,
-        help="trained model folder (train.py ade output, a full model or a LoRA adapter) or Hub id",
+        help="trained model folder (train.py ade|joint output, a full model or a LoRA adapter) or Hub id",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", type=Path, help="JSONL file to write, one line per document (a few files)")
+    where.add_argument(
+        "--output-dir",
+        type=Path,
+        help="folder for a literature-scale job: Parquet parts, manifest.json, errors.jsonl; resumable",
     )
     parser.add_argument(
-        "--output", type=Path, required=True, help="JSONL file to write, one line per document"
+        "--html", type=Path, default=None, help="with --output: also write an HTML page for reviewers"
     )
-    parser.add_argument("--html", type=Path, default=None, help="also write an HTML page for reviewers")
     parser.add_argument(
         "--format",
         choices=["auto", "text", "jsonl"],
         default="auto",
-        help="input format (default: auto, from the extension: .jsonl/.json = JSONL)",
+        help="with --output: input format (default: auto, from the extension: .jsonl/.json = JSONL)",
     )
-    parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
+    parser.add_argument(
+        "--text-column",
+        "--text-field",
+        dest="text_columns",
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="field(s) holding the text, joined by a blank line when several (title abstract) (default: text; "
+        "title abstract for PubMed XML)",
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=16, help="windows per forward pass (default: 16)"
     )
@@ -170,19 +200,68 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the model's own code from its folder/Hub repo (needed when modeling_ade is not installed)",
     )
+    bulk = parser.add_argument_group("literature scale (--output-dir)")
+    bulk.add_argument(
+        "--id-column",
+        default=None,
+        help="column holding each document's id (default: FILE:ROW, the 0-based row in its file; PMID for PubMed)",
+    )
+    bulk.add_argument(
+        "--copy-columns", nargs="+", default=(), metavar="COLUMN", help="columns copied to the output rows"
+    )
+    bulk.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=1000,
+        help="documents per chunk: the unit of writing and of resuming (default: 1000)",
+    )
+    bulk.add_argument(
+        "--max-chars",
+        type=positive_int,
+        default=1_000_000,
+        help="a longer document is a bad row (errors.jsonl), not extracted (default: 1000000)",
+    )
+    bulk.add_argument("--dataset-config", default=None, help="configuration of a datasets INPUT")
+    bulk.add_argument("--dataset-split", default="train", help="split of a datasets INPUT (default: train)")
+    bulk.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --output-dir that holds another job (its parts are deleted)",
+    )
     return parser
 
 
-def check_paths(args) -> None:
-    """Refuse outputs that would overwrite the input, and a ``--model`` path that is not a model folder."""
-    source = args.input.resolve()
+def build_signals_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predict.py signals",
+        description="Aggregate the relations of a predict.py --output-dir into a drug -> event signal table: "
+        "signals.parquet, signals.csv and signals.html in OUT.",
+    )
+    parser.add_argument("out", metavar="OUT", help="the --output-dir of a finished predict.py job")
+    parser.add_argument(
+        "--synonyms",
+        default=None,
+        help="file of 'surface<TAB>preferred name' lines mapping drug and event names to one name",
+    )
+    parser.add_argument(
+        "--examples", type=positive_int, default=3, help="example sentences per pair (default: 3)"
+    )
+    return parser
+
+
+def check_outputs(args, source: Path) -> None:
+    """Refuse outputs that would overwrite the input."""
     for flag, target in (("--output", args.output), ("--html", args.html)):
-        if target is not None and target.resolve() == source:
+        if target is not None and target.resolve() == source.resolve():
             raise InputError(
                 f"{flag} {target} is the input file: it would be overwritten; choose another path"
             )
         if target is not None and target.is_dir():
             raise InputError(f"{flag} {target} is a folder; give a file path")
+
+
+def check_model(args) -> None:
+    """Refuse a ``--model`` path that is not a model folder."""
     model = Path(args.model)
     looks_like_path = model.is_absolute() or args.model.startswith((".", "~")) or args.model.count("/") != 1
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
@@ -204,11 +283,106 @@ def check_paths(args) -> None:
             raise InputError(f"--model {args.model}: config.json is not valid JSON ({err})") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def load_extractor(args):
+    """The ``ade-extraction`` pipeline of ``--model`` (a LoRA folder is merged first); InputError if it cannot
+    be loaded."""
+    from transformers import AutoTokenizer, pipeline
+
+    try:  # installed: use this project's classes; else the model folder's own code (--trust-remote-code)
+        from modeling_ade import AdeExtractionPipeline
+    except ImportError:
+        AdeExtractionPipeline = None
+    model = args.model
+    if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
+        from modeling_ade.artifacts import load_trained
+
+        model = load_trained(args.model, merge=True)
     try:
-        check_paths(args)
-        documents = read_documents(args.input, args.text_field, args.format)
+        return pipeline(
+            "ade-extraction",
+            model=model,
+            tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
+            pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
+            trust_remote_code=args.trust_remote_code,
+        )
+    except OSError as err:  # a Hub id that cannot be reached or has no model files
+        raise InputError(f"--model {args.model}: cannot load the model: {str(err).splitlines()[0]}") from None
+
+
+BULK_ONLY = ("id_column", "copy_columns", "overwrite", "dataset_config")
+
+
+def run_signals(argv: list[str]) -> int:
+    args = build_signals_parser().parse_args(argv)
+    from modeling_ade.signals import run_signals as write
+
+    try:
+        return write(args.out, args.synonyms, args.examples)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run_bulk(args, argv: list[str]) -> int:
+    """``--output-dir``: the literature-scale job (:mod:`modeling_ade.bulk_predict`)."""
+    from modeling_ade.bulk_predict import BulkRunError, BulkSettings, run_job
+    from modeling_ade.doc_sources import SourceError
+
+    settings = BulkSettings(
+        text_columns=tuple(args.text_columns or ("text",)),
+        id_column=args.id_column,
+        copy_columns=tuple(args.copy_columns),
+        chunk_size=args.chunk_size,
+        chunk_bytes=8 << 20,
+        max_chars=args.max_chars,
+        max_length=args.max_length,
+        stride=args.stride,
+        split_sentences=not args.no_sentence_split,
+        dataset_config=args.dataset_config,
+        dataset_split=args.dataset_split,
+    )
+    try:
+        check_model(args)
+        extractor = load_extractor(args)
+        command = "predict.py " + " ".join(argv)
+        return run_job(
+            extractor,
+            args.model,
+            args.inputs,
+            args.output_dir,
+            settings,
+            args.batch_size,
+            args.overwrite,
+            command,
+        )
+    except (InputError, SourceError, BulkRunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "signals":
+        return run_signals(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output_dir is not None:
+        if args.html or args.format != "auto":
+            parser.error(
+                "--html and --format apply to --output (one file); --output-dir writes Parquet parts"
+            )
+        return run_bulk(args, argv)
+    given = [f"--{name.replace('_', '-')}" for name in BULK_ONLY if getattr(args, name)]
+    if given:
+        parser.error(f"{', '.join(given)} apply to --output-dir only")
+    if len(args.inputs) != 1:
+        parser.error("--output takes one input file; give --output-dir for many files, folders or globs")
+    source = Path(args.inputs[0])
+    text_fields = list(args.text_columns or ["text"])
+    try:
+        check_outputs(args, source)
+        check_model(args)
+        documents = read_documents(source, text_fields, args.format)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -217,33 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text("", encoding="utf-8")
         if args.html:
             args.html.write_text(render_html([], []), encoding="utf-8")
-        print(f"{args.input} holds no document: wrote an empty {args.output}", file=sys.stderr)
+        print(f"{source} holds no document: wrote an empty {args.output}", file=sys.stderr)
         return 0
-    from transformers import pipeline
-
-    try:  # installed: use this project's classes; else the model folder's own code (--trust-remote-code)
-        from modeling_ade import AdeExtractionPipeline
-    except ImportError:
-        AdeExtractionPipeline = None
-    model = args.model
-    if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
-        from transformers import AutoTokenizer
-
-        from modeling_ade.artifacts import load_trained
-
-        model = load_trained(args.model, merge=True)
     try:
-        extract = pipeline(
-            "ade-extraction",
-            model=model,
-            tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
-            pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
-            trust_remote_code=args.trust_remote_code,
-        )
-    except OSError as err:  # a Hub id that cannot be reached or has no model files
-        print(
-            f"error: --model {args.model}: cannot load the model: {str(err).splitlines()[0]}", file=sys.stderr
-        )
+        extract = load_extractor(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     options = {
         **({"stride": args.stride} if args.stride else {}),
@@ -252,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_sentence_split:
         options["split_sentences"] = False
     results = []
-    texts = [doc[args.text_field] if args.text_field in doc else doc["text"] for doc in documents]
+    texts = [
+        "\n\n".join(doc[f] for f in text_fields) if text_fields[0] in doc else doc["text"]
+        for doc in documents
+    ]
     for result in tqdm(
         extract(texts, batch_size=args.batch_size, **options), total=len(documents), desc="extract"
     ):

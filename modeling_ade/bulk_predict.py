@@ -1,0 +1,476 @@
+"""``predict.py --output-dir OUT``: extraction over a whole literature, streamed, on many processes, resumable
+(not Hub code).
+
+Work is cut into chunks: each :class:`~modeling_ade.doc_sources.Unit` of the input (the same list in every
+process) belongs to process ``unit_index % num_processes`` and is read as consecutive chunks of ``--chunk-size``
+documents. A chunk is written atomically as ``OUT/parts/part-UUUUUU-KKKKK.parquet`` (a temporary file, then a
+rename), then recorded as ``OUT/chunks/UUUUUU-KKKKK.json`` (its counts and bad rows); a unit read to its end is
+recorded as ``OUT/chunks/UUUUUU.done.json``. Running the same command again does only what is not recorded, so no
+document is lost or written twice, whatever crashed. ``OUT/manifest.json`` holds the model and its hash, the
+inputs, the settings and the unit plan (a different model, input or setting refuses to continue; ``--overwrite``
+starts afresh), and at the end the totals; ``OUT/errors.jsonl`` lists every bad row (file, row, id, reason).
+
+Sentences of many documents are batched together, sorted by length (:func:`extract_documents`); each document's
+result is exactly the ``ade-extraction`` pipeline's, with every relation's sentence added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .doc_sources import Columns, Row, SourceError, Unit, plan_units, read_unit
+from .hub.pipeline_ade_extraction import relation_probabilities, sentence_spans
+
+MANIFEST_VERSION = 1
+
+
+class BulkRunError(RuntimeError):
+    """``OUT`` holds another job (model, inputs or settings differ): the message says what and how to proceed."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Extraction: windows of many documents batched together
+# --------------------------------------------------------------------------------------------------------
+
+
+def _pad(tensors: Sequence[torch.Tensor], value: int) -> torch.Tensor:
+    """``(1, T_i)`` tensors -> ``(B, max T)``, right-padded with ``value``."""
+    width = max(t.shape[-1] for t in tensors)
+    return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[-1]), value=value) for t in tensors])
+
+
+@torch.inference_mode()
+def extract_documents(extractor, texts: Sequence[str], batch_size: int, **options) -> list[dict]:
+    """``extractor(texts)`` (an ``ade-extraction`` pipeline), with the windows of all documents sorted by length
+    and batched across documents, so short sentences are not padded to long ones. Each result is what the pipeline
+    returns for the document, plus ``num_sentences``; every relation gains ``sentence_start`` / ``sentence_end``,
+    the character span of the sentence it was found in."""
+    preprocess_params = extractor._sanitize_parameters(**options)[0]
+    windows: list[tuple[int, dict]] = []
+    for d, text in enumerate(texts):
+        windows += [(d, inputs) for inputs in extractor.preprocess(text, **preprocess_params)]
+    order = sorted(range(len(windows)), key=lambda i: windows[i][1]["input_ids"].shape[-1])
+    model, device = extractor.model, extractor.device
+    multi_label = getattr(model.config, "relation_multi_label", False)
+    outputs: list[dict | None] = [None] * len(windows)
+    pad_id = extractor.tokenizer.pad_token_id or 0
+    for b0 in range(0, len(order), batch_size):
+        batch = [windows[i][1] for i in order[b0 : b0 + batch_size]]
+        inputs = {
+            "input_ids": _pad([w["input_ids"] for w in batch], pad_id),
+            "attention_mask": _pad([w["attention_mask"] for w in batch], 0),
+            "word_index": _pad([w["word_index"] for w in batch], 0),
+        }
+        if "token_type_ids" in batch[0]:
+            inputs["token_type_ids"] = _pad([w["token_type_ids"] for w in batch], 0)
+        out = model(**{k: v.to(device) for k, v in inputs.items()})
+        probs = relation_probabilities(out.relation_logits, multi_label).cpu()
+        gate = (
+            None
+            if out.get("sentence_logits") is None
+            else out.sentence_logits.float().softmax(-1)[:, 1].cpu()
+        )
+        spans, scores, pairs = out.entity_spans.cpu(), out.entity_scores.cpu(), out.relation_pairs.cpu()
+        for b, i in enumerate(order[b0 : b0 + batch_size]):
+            window = windows[i][1]
+            result = {
+                "offset_mapping": window["offset_mapping"],
+                "num_tokens": window["attention_mask"].sum(-1),
+                "entity_spans": spans[b : b + 1],
+                "entity_scores": scores[b : b + 1],
+                "relation_pairs": pairs[b : b + 1],
+                "relation_probs": probs[b : b + 1],
+                "text": window["text"],
+                "first_window": window["first_window"],
+                "last_window": window["last_window"],
+            }
+            if gate is not None:
+                result["sentence_probability"] = gate[b : b + 1]
+            outputs[i] = result
+    per_doc: list[list[dict]] = [[] for _ in texts]
+    for (d, _), output in zip(windows, outputs):
+        per_doc[d].append(output)
+    results = []
+    for text, doc_outputs in zip(texts, per_doc):
+        result = extractor.postprocess(doc_outputs)
+        result["num_sentences"] = sum(bool(o["first_window"].reshape(-1)[0]) for o in doc_outputs)
+        if result["relations"]:
+            bounds = (
+                sentence_spans(text, preprocess_params.get("language") or model.config.language)
+                if preprocess_params.get("split_sentences", True)
+                else [(0, len(text))]
+            )
+            for relation in result["relations"]:
+                start = min(v["start"] for v in relation.values() if isinstance(v, dict))
+                relation["sentence_start"], relation["sentence_end"] = next(
+                    ((s, e) for s, e in bounds if s <= start < e), (0, len(text))
+                )
+        results.append(result)
+    return results
+
+
+def flat_relation(relation: dict, text: str) -> dict:
+    """A pipeline relation (entities keyed by type) as a fixed-schema row: ``head``, ``tail`` (in that order),
+    ``type``, ``score``, and the sentence it was found in."""
+    head, tail = (v for v in relation.values() if isinstance(v, dict))
+    start, end = relation["sentence_start"], relation["sentence_end"]
+    return {
+        "type": relation["type"],
+        "head": head,
+        "tail": tail,
+        "score": relation["score"],
+        "sentence_start": start,
+        "sentence_end": end,
+        "sentence": text[start:end],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# The job: manifest, chunks, resume
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkSettings:
+    """What a job's output depends on (compared on resume) and how it runs."""
+
+    text_columns: tuple[str, ...]
+    id_column: str | None
+    copy_columns: tuple[str, ...]
+    chunk_size: int
+    chunk_bytes: int
+    max_chars: int
+    max_length: int | None
+    stride: int | None
+    split_sentences: bool
+    dataset_config: str | None
+    dataset_split: str
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.text_columns, self.id_column, self.copy_columns)
+
+    def pipeline_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"split_sentences": self.split_sentences}
+        if self.max_length:
+            options["max_length"] = self.max_length
+        if self.stride:
+            options["stride"] = self.stride
+        return options
+
+
+def model_fingerprint(model: str) -> dict[str, str]:
+    """The model folder (or Hub id) and a SHA-256 over its weight and config files."""
+    folder = Path(model)
+    digest = hashlib.sha256()
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix in {".safetensors", ".bin", ".json"} and path.name not in {"metrics.json"}:
+                digest.update(path.name.encode())
+                with path.open("rb") as handle:
+                    for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                        digest.update(block)
+    else:
+        digest.update(model.encode())
+    return {"model": str(model), "sha256": digest.hexdigest()}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    _atomic_write(path, (json.dumps(payload, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+
+
+def prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
+    """Check ``OUT`` against this job (main process). Returns True when the job is already finished.
+
+    Raises :class:`BulkRunError` when ``OUT`` holds another job and ``overwrite`` is not set."""
+    path = out / "manifest.json"
+    if path.is_file() and not overwrite:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        for key, what in (
+            ("model", "model"),
+            ("inputs", "inputs"),
+            ("settings", "settings"),
+            ("units", "input files"),
+        ):
+            if old.get(key) != manifest[key]:
+                raise BulkRunError(
+                    f"{out} holds a job with other {what} ({key} in {path} differs): give another --output-dir, "
+                    "or --overwrite to start afresh (its parts are deleted)"
+                )
+        return old.get("status") == "finished"
+    if overwrite and out.exists():
+        for sub in ("parts", "chunks"):
+            for file in (out / sub).glob("*") if (out / sub).is_dir() else ():
+                file.unlink()
+        for name in ("manifest.json", "errors.jsonl", "summary.json"):
+            (out / name).unlink(missing_ok=True)
+    elif out.exists() and any(out.iterdir()) and not path.is_file():
+        raise BulkRunError(
+            f"{out} is not empty and holds no manifest.json: give an empty or new --output-dir"
+        )
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    (out / "chunks").mkdir(exist_ok=True)
+    _write_json(path, {**manifest, "status": "running"})
+    return False
+
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _part_table(rows: list[Row], results: list[dict], copy_columns: Sequence[str]):
+    import pyarrow as pa
+
+    entity = pa.struct(
+        [
+            ("type", pa.string()),
+            ("text", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("score", pa.float64()),
+        ]
+    )
+    relation = pa.struct(
+        [
+            ("type", pa.string()),
+            ("head", entity),
+            ("tail", entity),
+            ("score", pa.float64()),
+            ("sentence_start", pa.int64()),
+            ("sentence_end", pa.int64()),
+            ("sentence", pa.string()),
+        ]
+    )
+    columns: dict[str, Any] = {"id": pa.array([r.id for r in rows], pa.string())}
+    for name in copy_columns:
+        columns[name] = pa.array([r.copied.get(name) for r in rows])
+    columns["entities"] = pa.array([res["entities"] for res in results], pa.list_(entity))
+    columns["relations"] = pa.array(
+        [[flat_relation(rel, row.text) for rel in res["relations"]] for row, res in zip(rows, results)],
+        pa.list_(relation),
+    )
+    return pa.table(columns)
+
+
+class StopRequested(Exception):
+    pass
+
+
+def run_chunk(
+    extractor, rows: list[Row], settings: BulkSettings, batch_size: int
+) -> tuple[list[Row], list[dict], dict]:
+    """Extract one chunk: good rows and their results, and the chunk's record (counts, bad rows)."""
+    bad, good = [], []
+    for row in rows:
+        if row.error is None and len(row.text) > settings.max_chars:
+            row.error = f"document of {len(row.text):,} characters (over --max-chars {settings.max_chars:,})"
+        (bad if row.error else good).append(row)
+    started = time.perf_counter()
+    results = extract_documents(extractor, [r.text for r in good], batch_size, **settings.pipeline_options())
+    record = {
+        "documents": len(good),
+        "sentences": sum(r.pop("num_sentences") for r in results),
+        "entities": sum(len(r["entities"]) for r in results),
+        "relations": sum(len(r["relations"]) for r in results),
+        "seconds": time.perf_counter() - started,
+        "errors": [{"file": r.source, "row": r.row, "id": r.id, "reason": r.error} for r in bad],
+    }
+    return good, results, record
+
+
+def run_job(
+    extractor,
+    model: str,
+    inputs: Sequence[str],
+    out: Path,
+    settings: BulkSettings,
+    batch_size: int,
+    overwrite: bool,
+    command: str,
+) -> int:
+    """The whole job on this process (see the module docstring); returns the exit status."""
+    import pyarrow.parquet as pq
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.device.type != "cpu":  # one accelerator per process
+        extractor.model.to(state.device)
+        extractor.device = state.device
+    units = plan_units(inputs, settings.chunk_bytes, settings.dataset_config, settings.dataset_split)
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "model": model_fingerprint(model),
+        "inputs": list(inputs),
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
+        "units": [asdict(u) for u in units],
+        "num_processes_last_run": state.num_processes,
+    }
+    finished = [False]
+    error: list[str] = []
+    if state.is_main_process:
+        try:
+            finished[0] = prepare_output(out, manifest, overwrite)
+        except BulkRunError as err:
+            error.append(str(err))
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        shared = broadcast_object_list([finished[0], error[0] if error else None])
+        finished[0], error = shared[0], [shared[1]] if shared[1] else []
+    if error:
+        raise BulkRunError(error[0])
+    if finished[0]:
+        if state.is_main_process:
+            print(f"{out}: this job is finished (manifest.json); nothing to do")
+        return 0
+
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):  # Ctrl-C: finish the current chunk, then stop
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    chunk_dir, part_dir = out / "chunks", out / "parts"
+    mine = [i for i in range(len(units)) if i % state.num_processes == state.process_index]
+    bar = tqdm(unit="doc", desc="extract", disable=not state.is_main_process, dynamic_ncols=True)
+    documents_before, sentences_before = _finished(chunk_dir)
+    bar.update(documents_before)
+    try:
+        for index in mine:
+            unit = units[index]
+            if (chunk_dir / f"{index:06d}.done.json").is_file():
+                continue
+            for k, rows in enumerate(
+                _chunks(
+                    read_unit(unit, settings.columns, settings.dataset_config, settings.dataset_split),
+                    settings.chunk_size,
+                )
+            ):
+                name = f"{index:06d}-{k:05d}"
+                if (chunk_dir / f"{name}.json").is_file():
+                    continue  # written by an earlier run
+                good, results, record = run_chunk(extractor, rows, settings, batch_size)
+                table = _part_table(good, results, settings.copy_columns)
+                tmp = part_dir / f".part-{name}.{os.getpid()}.tmp"
+                pq.write_table(table, tmp)
+                os.replace(tmp, part_dir / f"part-{name}.parquet")
+                _write_json(chunk_dir / f"{name}.json", {"unit": index, "chunk": k, **record})
+                if state.is_main_process:  # one bar: every process's finished chunks
+                    documents, sentences = _finished(chunk_dir)
+                    bar.update(documents - bar.n)
+                    elapsed = max(bar.format_dict["elapsed"], 1e-9)
+                    bar.set_postfix(
+                        sentences=f"{sentences:,}",
+                        sent_per_s=f"{(sentences - sentences_before) / elapsed:.1f}",
+                    )
+                if stop["requested"]:
+                    raise StopRequested
+            _write_json(chunk_dir / f"{index:06d}.done.json", {"unit": index, **asdict(unit)})
+    except StopRequested:
+        bar.close()
+        print(
+            f"stopped after a chunk (Ctrl-C); run the same command to continue:\n  {command}", file=sys.stderr
+        )
+        return 130
+    except SourceError:
+        bar.close()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        summary = finish(out, units)
+        print(summary_line(summary, out))
+    return 0
+
+
+def _finished(chunk_dir: Path) -> tuple[int, int]:
+    """Documents and sentences of every chunk recorded in ``chunk_dir`` (all processes)."""
+    documents = sentences = 0
+    for path in chunk_dir.glob("*-*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # being written
+        documents, sentences = documents + record["documents"], sentences + record["sentences"]
+    return documents, sentences
+
+
+def finish(out: Path, units: Sequence[Unit]) -> dict:
+    """Main process, after every process is done: totals and errors into ``manifest.json`` and
+    ``errors.jsonl``; duplicated ids (across all parts) are reported there too."""
+    import pyarrow.parquet as pq
+
+    chunk_dir = out / "chunks"
+    records = sorted(
+        (json.loads(p.read_text(encoding="utf-8")) for p in chunk_dir.glob("*-*.json")),
+        key=lambda r: (r["unit"], r["chunk"]),
+    )
+    missing = [i for i in range(len(units)) if not (chunk_dir / f"{i:06d}.done.json").is_file()]
+    errors = [e for r in records for e in r["errors"]]
+    seen: dict[str, str] = {}
+    for part in sorted((out / "parts").glob("part-*.parquet")):
+        for row_id in pq.read_table(part, columns=["id"]).column("id").to_pylist():
+            if row_id in seen:
+                errors.append(
+                    {
+                        "file": part.name,
+                        "row": None,
+                        "id": row_id,
+                        "reason": f"duplicated id (also in {seen[row_id]})",
+                    }
+                )
+            else:
+                seen[row_id] = part.name
+    with (out / ".errors.jsonl.tmp").open("w", encoding="utf-8") as handle:
+        for e in errors:
+            handle.write(json.dumps(e, ensure_ascii=False) + "\n")
+    os.replace(out / ".errors.jsonl.tmp", out / "errors.jsonl")
+    totals = {
+        key: sum(r[key] for r in records) for key in ("documents", "sentences", "entities", "relations")
+    }
+    totals["errors"] = len(errors)
+    totals["model_seconds"] = sum(r["seconds"] for r in records)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["status"] = "finished" if not missing else "incomplete"
+    manifest["totals"] = totals
+    manifest["chunks"] = {
+        f"{r['unit']:06d}-{r['chunk']:05d}": {k: r[k] for k in ("documents", "entities", "relations")}
+        | {"errors": len(r["errors"])}
+        for r in records
+    }
+    _write_json(out / "manifest.json", manifest)
+    return totals
+
+
+def summary_line(totals: dict, out: Path) -> str:
+    return (
+        f"{totals['documents']:,} documents, {totals['sentences']:,} sentences, {totals['entities']:,} entities, "
+        f"{totals['relations']:,} relations, {totals['errors']:,} bad rows (errors.jsonl) -> {out}"
+    )
