@@ -333,7 +333,7 @@ def run_bulk(args, argv: list[str]) -> int:
         id_column=args.id_column,
         copy_columns=tuple(args.copy_columns),
         chunk_size=args.chunk_size,
-        chunk_bytes=8 << 20,
+        chunk_bytes=1 << 18,  # units of plain text / JSONL: 256 KB, so even one file is shared out evenly
         max_chars=args.max_chars,
         max_length=args.max_length,
         stride=args.stride,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale | bulk). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -43,4 +43,10 @@ if [[ $which == all || $which == scale ]]; then
   echo "== Throughput, MFU, memory and growth against the stock Trainer / pipeline (one thread) =="
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
     $PY benchmarks/bench_scale.py --threads 1 --output "$OUT/scale.json"
+fi
+
+if [[ $which == all || $which == bulk ]]; then
+  echo "== predict.py --output-dir: 1 vs 2 processes, the single-file path, memory growth (BENCHMARKS 9) =="
+  test -f "$OUT/ade_fold0/config.json" || BENCH=ade bash benchmarks/run_all.sh
+  $PY benchmarks/bench_bulk.py --model "$OUT/ade_fold0" --out "$OUT/bulk" | tee "$OUT/bulk.md"
 fi

@@ -52,11 +52,14 @@ def _pad(tensors: Sequence[torch.Tensor], value: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def extract_documents(extractor, texts: Sequence[str], batch_size: int, **options) -> list[dict]:
+def extract_documents(
+    extractor, texts: Sequence[str], batch_size: int, timing: dict | None = None, **options
+) -> list[dict]:
     """``extractor(texts)`` (an ``ade-extraction`` pipeline), with the windows of all documents sorted by length
     and batched across documents, so short sentences are not padded to long ones. Each result is what the pipeline
     returns for the document, plus ``num_sentences``; every relation gains ``sentence_start`` / ``sentence_end``,
-    the character span of the sentence it was found in."""
+    the character span of the sentence it was found in. ``timing["forward_seconds"]``, when given, adds up the
+    time spent in the model's forward passes."""
     preprocess_params = extractor._sanitize_parameters(**options)[0]
     windows: list[tuple[int, dict]] = []
     for d, text in enumerate(texts):
@@ -75,7 +78,12 @@ def extract_documents(extractor, texts: Sequence[str], batch_size: int, **option
         }
         if "token_type_ids" in batch[0]:
             inputs["token_type_ids"] = _pad([w["token_type_ids"] for w in batch], 0)
+        started = time.perf_counter()
         out = model(**{k: v.to(device) for k, v in inputs.items()})
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if timing is not None:
+            timing["forward_seconds"] = timing.get("forward_seconds", 0.0) + time.perf_counter() - started
         probs = relation_probabilities(out.relation_logits, multi_label).cpu()
         gate = (
             None
@@ -281,6 +289,20 @@ class StopRequested(Exception):
     pass
 
 
+def release_memory() -> None:
+    """Hand freed heap back to the system after a chunk (glibc's ``malloc_trim``): the model's many
+    differently shaped temporary tensors otherwise leave glibc holding ever more memory (measured: +32 % RSS
+    from 20,000 to 200,000 documents without it, flat with it; BENCHMARKS.md 9). A no-op where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def run_chunk(
     extractor, rows: list[Row], settings: BulkSettings, batch_size: int
 ) -> tuple[list[Row], list[dict], dict]:
@@ -290,14 +312,17 @@ def run_chunk(
         if row.error is None and len(row.text) > settings.max_chars:
             row.error = f"document of {len(row.text):,} characters (over --max-chars {settings.max_chars:,})"
         (bad if row.error else good).append(row)
-    started = time.perf_counter()
-    results = extract_documents(extractor, [r.text for r in good], batch_size, **settings.pipeline_options())
+    started, timing = time.perf_counter(), {"forward_seconds": 0.0}
+    results = extract_documents(
+        extractor, [r.text for r in good], batch_size, timing, **settings.pipeline_options()
+    )
     record = {
         "documents": len(good),
         "sentences": sum(r.pop("num_sentences") for r in results),
         "entities": sum(len(r["entities"]) for r in results),
         "relations": sum(len(r["relations"]) for r in results),
         "seconds": time.perf_counter() - started,
+        "forward_seconds": timing["forward_seconds"],
         "errors": [{"file": r.source, "row": r.row, "id": r.id, "reason": r.error} for r in bad],
     }
     return good, results, record
@@ -317,6 +342,7 @@ def run_job(
     import pyarrow.parquet as pq
     from accelerate import PartialState
 
+    job_started = time.perf_counter()
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.device.type != "cpu":  # one accelerator per process
         extractor.model.to(state.device)
@@ -358,7 +384,8 @@ def run_job(
     chunk_dir, part_dir = out / "chunks", out / "parts"
     mine = [i for i in range(len(units)) if i % state.num_processes == state.process_index]
     bar = tqdm(unit="doc", desc="extract", disable=not state.is_main_process, dynamic_ncols=True)
-    documents_before, sentences_before = _finished(chunk_dir)
+    tally = Tally(chunk_dir)
+    documents_before, sentences_before = tally.update() if state.is_main_process else (0, 0)
     bar.update(documents_before)
     try:
         for index in mine:
@@ -380,8 +407,10 @@ def run_job(
                 pq.write_table(table, tmp)
                 os.replace(tmp, part_dir / f"part-{name}.parquet")
                 _write_json(chunk_dir / f"{name}.json", {"unit": index, "chunk": k, **record})
+                del good, results, table
+                release_memory()
                 if state.is_main_process:  # one bar: every process's finished chunks
-                    documents, sentences = _finished(chunk_dir)
+                    documents, sentences = tally.update()
                     bar.update(documents - bar.n)
                     elapsed = max(bar.format_dict["elapsed"], 1e-9)
                     bar.set_postfix(
@@ -406,26 +435,39 @@ def run_job(
     state.wait_for_everyone()
     if state.is_main_process:
         summary = finish(out, units)
-        print(summary_line(summary, out))
+        elapsed = max(time.perf_counter() - job_started, 1e-9)
+        done = summary["documents"] - documents_before
+        print(
+            summary_line(summary, out)
+            + f"\nthis run: {done:,} documents in {elapsed:.1f} s ({done / elapsed:.1f} documents/s, "
+            f"{(summary['sentences'] - sentences_before) / elapsed:.1f} sentences/s, {state.num_processes} process(es))"
+        )
     return 0
 
 
-def _finished(chunk_dir: Path) -> tuple[int, int]:
-    """Documents and sentences of every chunk recorded in ``chunk_dir`` (all processes)."""
-    documents = sentences = 0
-    for path in chunk_dir.glob("*-*.json"):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # being written
-        documents, sentences = documents + record["documents"], sentences + record["sentences"]
-    return documents, sentences
+class Tally:
+    """Documents and sentences of every chunk recorded in ``chunk_dir`` by any process; each record is read once."""
+
+    def __init__(self, chunk_dir: Path):
+        self.chunk_dir, self.seen, self.documents, self.sentences = chunk_dir, set(), 0, 0
+
+    def update(self) -> tuple[int, int]:
+        for path in self.chunk_dir.glob("*-*.json"):
+            if path.name in self.seen:
+                continue
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # being written: read next time
+            self.seen.add(path.name)
+            self.documents += record["documents"]
+            self.sentences += record["sentences"]
+        return self.documents, self.sentences
 
 
 def finish(out: Path, units: Sequence[Unit]) -> dict:
     """Main process, after every process is done: totals and errors into ``manifest.json`` and
     ``errors.jsonl``; duplicated ids (across all parts) are reported there too."""
-    import pyarrow.parquet as pq
 
     chunk_dir = out / "chunks"
     records = sorted(
@@ -434,20 +476,7 @@ def finish(out: Path, units: Sequence[Unit]) -> dict:
     )
     missing = [i for i in range(len(units)) if not (chunk_dir / f"{i:06d}.done.json").is_file()]
     errors = [e for r in records for e in r["errors"]]
-    seen: dict[str, str] = {}
-    for part in sorted((out / "parts").glob("part-*.parquet")):
-        for row_id in pq.read_table(part, columns=["id"]).column("id").to_pylist():
-            if row_id in seen:
-                errors.append(
-                    {
-                        "file": part.name,
-                        "row": None,
-                        "id": row_id,
-                        "reason": f"duplicated id (also in {seen[row_id]})",
-                    }
-                )
-            else:
-                seen[row_id] = part.name
+    errors += duplicated_ids(sorted((out / "parts").glob("part-*.parquet")))
     with (out / ".errors.jsonl.tmp").open("w", encoding="utf-8") as handle:
         for e in errors:
             handle.write(json.dumps(e, ensure_ascii=False) + "\n")
@@ -456,7 +485,8 @@ def finish(out: Path, units: Sequence[Unit]) -> dict:
         key: sum(r[key] for r in records) for key in ("documents", "sentences", "entities", "relations")
     }
     totals["errors"] = len(errors)
-    totals["model_seconds"] = sum(r["seconds"] for r in records)
+    totals["extract_seconds"] = sum(r["seconds"] for r in records)  # splitting, batching, model, decoding
+    totals["forward_seconds"] = sum(r.get("forward_seconds", 0.0) for r in records)  # the model alone
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest["status"] = "finished" if not missing else "incomplete"
     manifest["totals"] = totals
@@ -467,6 +497,34 @@ def finish(out: Path, units: Sequence[Unit]) -> dict:
     }
     _write_json(out / "manifest.json", manifest)
     return totals
+
+
+def duplicated_ids(parts: Sequence[Path]) -> list[dict]:
+    """An error record for every output row whose id another row has too (Arrow's ``value_counts`` over the
+    id columns: compact even for tens of millions of ids), naming the part files that hold it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not parts:
+        return []
+    ids = pa.chunked_array(
+        [pq.read_table(p, columns=["id"]).column("id").combine_chunks() for p in parts], pa.string()
+    )
+    counts = pc.value_counts(ids)
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated) == 0:
+        return []
+    where: dict[str, list[str]] = {}
+    for part in parts:
+        column = pq.read_table(part, columns=["id"]).column("id")
+        for row_id in column.filter(pc.is_in(column, value_set=repeated)).to_pylist():
+            where.setdefault(row_id, []).append(part.name)
+    return [
+        {"file": files[i], "row": None, "id": row_id, "reason": f"duplicated id (also in {files[0]})"}
+        for row_id, files in where.items()
+        for i in range(1, len(files))
+    ]
 
 
 def summary_line(totals: dict, out: Path) -> str:

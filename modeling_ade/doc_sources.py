@@ -132,7 +132,7 @@ def _plan_plain_file(path: str, kind: str, chunk_bytes: int) -> list[Unit]:
 
 def plan_units(
     inputs: Sequence[str],
-    chunk_bytes: int = 8 << 20,
+    chunk_bytes: int = 1 << 18,
     dataset_config: str | None = None,
     dataset_split: str = "train",
 ) -> list[Unit]:

@@ -55,13 +55,18 @@ class Signal:
     examples: list[dict] = field(default_factory=list)
 
 
-def aggregate(rows: Iterable[dict], synonyms: dict[str, str] | None = None, examples: int = 3) -> list[Signal]:
+def aggregate(
+    rows: Iterable[dict], synonyms: dict[str, str] | None = None, examples: int = 3
+) -> list[Signal]:
     """Signals of output rows (``{"id", "relations": [{"type", "head", "tail", "score", "sentence_start",
     "sentence"}]}``), most reported first (sentences, then documents, then names)."""
     table: dict[tuple[str, str, str], Signal] = {}
     for row in rows:
         for relation in row["relations"] or ():
-            drug, event = normalise(relation["tail"]["text"], synonyms), normalise(relation["head"]["text"], synonyms)
+            drug, event = (
+                normalise(relation["tail"]["text"], synonyms),
+                normalise(relation["head"]["text"], synonyms),
+            )
             key = (relation["type"], drug, event)
             signal = table.get(key)
             if signal is None:
@@ -75,7 +80,9 @@ def aggregate(rows: Iterable[dict], synonyms: dict[str, str] | None = None, exam
             signal.documents.add(row["id"])
             signal.score_sum += relation["score"]
             signal.n_relations += 1
-    return sorted(table.values(), key=lambda s: (-len(s.places), -len(s.documents), s.drug, s.event, s.relation))
+    return sorted(
+        table.values(), key=lambda s: (-len(s.places), -len(s.documents), s.drug, s.event, s.relation)
+    )
 
 
 def signal_rows(signals: list[Signal]) -> list[dict]:
@@ -135,7 +142,10 @@ def write_signals(out: Path, synonyms_path: str | None = None, examples: int = 3
         for r in rows:
             writer.writerow(
                 [r[k] for k in schema.names[:-1]]
-                + [" | ".join(e["id"] for e in r["examples"]), " | ".join(e["sentence"] for e in r["examples"])]
+                + [
+                    " | ".join(e["id"] for e in r["examples"]),
+                    " | ".join(e["sentence"] for e in r["examples"]),
+                ]
             )
     paths["html"].write_text(render_signals_html(rows, out.name), encoding="utf-8")
     return paths

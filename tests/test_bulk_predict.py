@@ -26,7 +26,7 @@ from modeling_ade.doc_sources import (
     pubmed_records,
     read_unit,
 )
-from modeling_ade.signals import aggregate, normalise, read_synonyms
+from modeling_ade.signals import aggregate, normalise, read_synonyms, write_signals
 
 REPO = Path(predict.__file__).resolve().parent
 SENTENCES = [
@@ -125,6 +125,22 @@ def test_folders_globs_and_row_ids(corpus):
     assert rows[0].text.startswith("Case 70\n\n") and rows[0].copied == {"title": "Case 70"}
     with pytest.raises(SourceError, match="no such file"):
         plan_units([str(corpus / "missing.jsonl")])
+
+
+def test_a_datasets_folder_is_streamed_by_shard(tmp_path):
+    folder = tmp_path / "hub_like"
+    (folder / "data").mkdir(parents=True)
+    for k in range(2):
+        rows = [{"pmid": f"x{k}-{i}", "abstract": SENTENCES[i % 5]} for i in range(6)]
+        pq.write_table(pa.Table.from_pylist(rows), folder / "data" / f"train-0000{k}-of-00002.parquet")
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*.parquet\n---\n"
+    )
+    units = plan_units([str(folder)])
+    assert [(u.kind, u.start) for u in units] == [("dataset", 0), ("dataset", 1)]
+    rows = [r for u in units for r in read_unit(u, Columns(("abstract",), "pmid"))]
+    assert sorted(r.id for r in rows) == sorted(f"x{k}-{i}" for k in range(2) for i in range(6))
+    assert all(r.error is None and r.text for r in rows)
 
 
 def test_pubmed_xml_reads_id_title_and_abstract(tmp_path):
@@ -318,18 +334,19 @@ def test_two_processes_and_a_killed_run_give_the_rows_of_one_run(model_dir, corp
 # signals
 
 
-def test_signals_count_pairs_per_sentence_and_document(tmp_path):
-    def relation(drug, event, start, sentence="s", score=0.5):
-        return {
-            "type": "ADE",
-            "head": {"type": "Adverse-Effect", "text": event, "start": start, "end": start + 1, "score": 1.0},
-            "tail": {"type": "Drug", "text": drug, "start": start + 2, "end": start + 3, "score": 1.0},
-            "score": score,
-            "sentence_start": start,
-            "sentence_end": start + 5,
-            "sentence": sentence,
-        }
+def relation(drug, event, start, sentence="s", score=0.5):
+    return {
+        "type": "ADE",
+        "head": {"type": "Adverse-Effect", "text": event, "start": start, "end": start + 1, "score": 1.0},
+        "tail": {"type": "Drug", "text": drug, "start": start + 2, "end": start + 3, "score": 1.0},
+        "score": score,
+        "sentence_start": start,
+        "sentence_end": start + 5,
+        "sentence": sentence,
+    }
 
+
+def test_signals_count_pairs_per_sentence_and_document(tmp_path):
     rows = [
         # two mentions of one pair in one sentence count once; "Rash " and "rash" are one name
         {
@@ -376,3 +393,49 @@ def test_signals_count_pairs_per_sentence_and_document(tmp_path):
         "methotrexate" in (out / "signals.csv").read_text() and "<table" in (out / "signals.html").read_text()
     )
     assert predict.main(["signals", str(tmp_path / "nothing")]) == 2
+
+
+def chromium_path():
+    """Debian's headless Chromium (.ci/run installs it); locally a test without it is skipped, in CI it fails."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+        pytest.skip("chromium is not installed")
+    return found
+
+
+def test_signals_page_sorts_filters_and_charts_in_chromium(tmp_path):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    rows = [
+        {"id": f"d{i}", "relations": [relation(drug, event, 0, f"{drug} and {event}.")]}
+        for i, (drug, event) in enumerate(
+            [("methotrexate", "rash")] * 3 + [("methotrexate", "hepatitis")] * 2 + [("aspirin", "ulcer")] * 4
+        )
+    ]
+    out = tmp_path / "job"
+    (out / "parts").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), out / "parts" / "part-000000-00000.parquet")
+    write_signals(out)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((out / "signals.html").resolve().as_uri())
+        first_column = lambda: page.locator("#signals tbody tr td:nth-child(2)").all_text_contents()  # noqa: E731
+        assert first_column() == ["ulcer", "rash", "hepatitis"]  # most sentences first
+        page.click("th[data-key=event]")  # sort by event, A-Z
+        assert first_column() == ["hepatitis", "rash", "ulcer"]
+        page.click("th[data-key=event]")
+        assert first_column() == ["ulcer", "rash", "hepatitis"]
+        page.fill("#filter", "methotrexate")
+        assert first_column() == ["rash", "hepatitis"]
+        page.select_option("#drug", "methotrexate")
+        labels = page.locator("#chart .label").all_text_contents()
+        widths = [page.locator("#chart .bar").nth(i).evaluate("e => e.offsetWidth") for i in range(2)]
+        assert labels == ["rash", "hepatitis"] and widths[0] > widths[1] > 0
+        browser.close()
+    assert not errors

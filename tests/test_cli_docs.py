@@ -24,6 +24,7 @@ def all_parsers(parser: argparse.ArgumentParser, name: str):
 PARSERS = [
     *all_parsers(train.build_parser(), "train.py"),
     *all_parsers(predict.build_parser(), "predict.py"),
+    *all_parsers(predict.build_signals_parser(), "predict.py signals"),
     *all_parsers(push_to_hub.build_parser(), "push_to_hub.py"),
     *all_parsers(ade_corpus.build_parser(), "ade_corpus"),
     *all_parsers(chinese_healthner.build_parser(), "chinese_healthner"),
