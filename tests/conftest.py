@@ -75,3 +75,14 @@ def biased_joint_model(vocab_size: int, seed: int):
         model.ner_classifier.bias.copy_(torch.tensor([-1.0, 1.0, 0.5, 1.0, 0.5]))
         model.relation_head.mlp[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, minilm_tokenizer):
+    """A saved tiny biased joint model (with its pipeline files) for predict.py tests."""
+    from transformers import pipeline
+
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=0)
+    out = tmp_path_factory.mktemp("model")
+    pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(out)
+    return out

@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import biased_joint_model
 from transformers import pipeline
 
 import predict
@@ -36,14 +35,6 @@ SENTENCES = [
     "The patient recovered.",
     "Seizures followed the first dose of tramadol. Renal failure was reversible.",
 ]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, minilm_tokenizer):
-    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=0)
-    out = tmp_path_factory.mktemp("model")
-    pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -179,18 +170,15 @@ def test_pubmed_xml_reads_id_title_and_abstract(tmp_path):
 
 def test_bulk_equals_the_pipeline_and_a_rerun_does_nothing(model_dir, corpus, tmp_path, capsys):
     out = tmp_path / "out2"
-    assert (
-        bulk(
-            model_dir,
-            [corpus / "a.jsonl", corpus / "c.parquet", corpus / "d.jsonl.gz"],
-            out,
-            "--id-column",
-            "pmid",
-            "--copy-columns",
-            "title",
-        )
-        == 0
+    job = (
+        [corpus / "a.jsonl", corpus / "c.parquet", corpus / "d.jsonl.gz"],
+        out,
+        "--id-column",
+        "pmid",
+        "--copy-columns",
+        "title",
     )
+    assert bulk(model_dir, *job) == 0
     rows = read_rows(out)
     assert len(rows) == 90 and len({r["id"] for r in rows}) == 90 and rows[0]["title"].startswith("Case")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -213,18 +201,7 @@ def test_bulk_equals_the_pipeline_and_a_rerun_does_nothing(model_dir, corpus, tm
     # a finished OUT: nothing to do, nothing rewritten
     stamps = {p: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
     capsys.readouterr()
-    assert (
-        bulk(
-            model_dir,
-            [corpus / "a.jsonl", corpus / "c.parquet", corpus / "d.jsonl.gz"],
-            out,
-            "--id-column",
-            "pmid",
-            "--copy-columns",
-            "title",
-        )
-        == 0
-    )
+    assert bulk(model_dir, *job) == 0
     assert "finished" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
     # other settings refuse; --overwrite starts afresh

@@ -3,18 +3,8 @@
 import json
 
 import pytest
-from conftest import biased_joint_model
-from transformers import pipeline
 
 import predict
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, minilm_tokenizer):
-    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=0)
-    out = tmp_path_factory.mktemp("model")
-    pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(out)
-    return out
 
 
 def test_plain_text_keeps_one_line_per_document(model_dir, tmp_path):
