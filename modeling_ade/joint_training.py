@@ -477,15 +477,16 @@ def run_folds(settings: JointSettings, fold_data: Callable[[int], FoldData]) -> 
         if settings.folds is not None and fold not in settings.folds:
             waiting.append(fold)
             continue
+        data = fold_data(fold)
         metrics = run_fold(
             settings.replace(fold=fold, output_dir=str(fold_dir)),  # fold recorded in training_args.json
-            fold_data(fold),
+            data,
         )
         per_fold.append(metrics)
         print(
             f"\nfold {fold} (test part, strict):\n"
             + format_cv_table(aggregate_folds([metrics]), keys=summary_keys(metrics))
-            + f"\n\nfold {fold}, per type (overlap kept):\n"
+            + f"\n\n{data.description}, per type (overlap kept):\n"
             + per_type_tables(metrics["overlap_kept"])
         )
     if not settings.cv:
