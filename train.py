@@ -142,7 +142,7 @@ def input_errors() -> tuple[type[Exception], ...]:
     folder, model name, a diverging loss): reported as one line, not a traceback. Imported only when an error
     happens, so ``--help`` stays light."""
     from datasets_scripts.ade_files import AdeFormatError
-    from datasets_scripts.common import DataDirError
+    from datasets_scripts.common import DataDirError, NotUtf8Error
     from datasets_scripts.healthner_files import HealthNerFormatError
     from datasets_scripts.relation_formats import CorpusFormatError
     from modeling_ade.checkpointing import CheckpointError
@@ -155,6 +155,7 @@ def input_errors() -> tuple[type[Exception], ...]:
         AdeFormatError,
         HealthNerFormatError,
         CorpusFormatError,
+        NotUtf8Error,
         CheckpointError,
         LaunchError,
         RunGuardError,

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datasets_scripts.common import read_utf8
+
 
 class CorpusFormatError(ValueError):
     """A corpus file does not follow its format; the message names the file, the line or record and the field."""
@@ -174,7 +176,7 @@ def read_spert_file(path: str | Path) -> list[dict[str, Any]]:
     """The records of one SpERT JSON file (a JSON array); errors name the file and record."""
     path = Path(path)
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise CorpusFormatError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
     if not isinstance(items, list):
@@ -183,6 +185,17 @@ def read_spert_file(path: str | Path) -> list[dict[str, Any]]:
         spert_to_record(item, f"{path}: record {i}", default_id=f"{path.stem}-{i}")
         for i, item in enumerate(items)
     ]
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a corpus file as it is (a BOM kept: brat offsets count it); a byte that is not UTF-8 is
+    a :class:`~datasets_scripts.common.NotUtf8Error` naming the file, line and byte offset."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        read_utf8(path)  # raises NotUtf8Error with the line and offset
+        raise
 
 
 def is_spert_file(path: Path) -> bool:
@@ -241,11 +254,11 @@ _R_ARGS = re.compile(r"^(\S+) Arg1:(\S+) Arg2:(\S+)$")
 def read_brat_document(txt_path: Path, doc_id: str, counts: BratCounts) -> dict[str, Any]:
     """One ``.txt`` + ``.ann`` pair -> a record; errors name the ``.ann`` file, its line and the field."""
     ann_path = txt_path.with_suffix(".ann")
-    text = txt_path.read_text(encoding="utf-8")
+    text = _read_text(txt_path)
     if not ann_path.is_file():
         raise CorpusFormatError(f"{txt_path}: no annotation file {ann_path.name} beside it")
     entities, index, skipped, relations = [], {}, set(), []
-    for lineno, line in enumerate(ann_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(ann_path).splitlines(), start=1):
         where = f"{ann_path}:{lineno}"
         if not line.strip():
             continue

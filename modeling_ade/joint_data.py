@@ -119,7 +119,16 @@ def load_schema_splits(dataset: str, config: str | None) -> dict[str, list[dict[
     from .ner_data import load_split
 
     path = Path(dataset)
-    loaded = load_split(dataset, config, None)
+    if not path.exists() and (
+        path.is_absolute() or dataset.startswith((".", "~")) or dataset.count("/") != 1
+    ):
+        raise CorpusFormatError(f"--dataset {dataset}: no such file or folder")
+    try:
+        loaded = load_split(dataset, config, None)
+    except CorpusFormatError:
+        raise
+    except Exception as err:  # datasets raises many types for unreadable files, configs and ids
+        raise CorpusFormatError(f"--dataset {dataset}: cannot be read ({str(err).splitlines()[0]})") from None
     splits = {}
     for name, split in loaded.items():
         for column in ("text", "entities", "relations"):

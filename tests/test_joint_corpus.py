@@ -234,6 +234,20 @@ def test_brat_errors_name_file_line_and_field(tmp_path, ann, message):
         read_brat_folder(tmp_path)
 
 
+def test_unreadable_inputs_are_named(tmp_path):
+    from datasets_scripts.common import NotUtf8Error
+
+    (tmp_path / "doc.txt").write_bytes(b"aspirin\nand caf\xe9 rash")
+    (tmp_path / "doc.ann").write_text("T1\tDrug 0 7\taspirin\n")
+    with pytest.raises(NotUtf8Error, match=r"doc\.txt:2: not UTF-8"):
+        read_brat_folder(tmp_path)
+    with pytest.raises(CorpusFormatError, match="no such file or folder"):
+        load_relation_corpus(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "broken.jsonl").write_text('{"text": "a"}\n{not json\n')
+    with pytest.raises(CorpusFormatError, match=r"broken\.jsonl: cannot be read"):
+        load_relation_corpus(str(tmp_path / "broken.jsonl"))
+
+
 def test_relation_index_out_of_range_is_named():
     bad = {**CORPUS[0], "relations": [{"head": 0, "tail": 5, "type": "Work_For"}]}
     with pytest.raises(
