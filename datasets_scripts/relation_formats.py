@@ -324,13 +324,16 @@ def is_brat_folder(folder: Path) -> bool:
     return folder.is_dir() and any(folder.rglob("*.ann"))
 
 
-def read_brat_folder(folder: str | Path, counts: BratCounts | None = None) -> list[dict[str, Any]]:
-    """Every ``.txt`` document under ``folder`` (recursively, sorted by path) as a record."""
+def read_brat_folder(
+    folder: str | Path, counts: BratCounts | None = None, recursive: bool = True
+) -> list[dict[str, Any]]:
+    """Every ``.txt`` document under ``folder`` (recursively, or only those directly in it; sorted by path) as a
+    record whose id is its path relative to ``folder``, without ``.txt``."""
     folder = Path(folder)
     counts = counts if counts is not None else BratCounts()
     return [
         read_brat_document(path, path.relative_to(folder).with_suffix("").as_posix(), counts)
-        for path in sorted(folder.rglob("*.txt"))
+        for path in sorted(folder.rglob("*.txt") if recursive else folder.glob("*.txt"))
     ]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .doc_sources import Columns, Row, SourceError, Unit, plan_units, read_unit
+from .doc_sources import Columns, Row, Unit, plan_units, read_unit
 from .hub.pipeline_ade_extraction import relation_probabilities, sentence_spans
 
 MANIFEST_VERSION = 1
@@ -421,17 +421,13 @@ def run_job(
                     raise StopRequested
             _write_json(chunk_dir / f"{index:06d}.done.json", {"unit": index, **asdict(unit)})
     except StopRequested:
-        bar.close()
         print(
             f"stopped after a chunk (Ctrl-C); run the same command to continue:\n  {command}", file=sys.stderr
         )
         return 130
-    except SourceError:
-        bar.close()
-        raise
     finally:
+        bar.close()
         signal.signal(signal.SIGINT, previous)
-    bar.close()
     state.wait_for_everyone()
     if state.is_main_process:
         summary = finish(out, units)

@@ -239,42 +239,32 @@ def _lines(unit: Unit) -> Iterator[tuple[int, bytes]]:
         yield n, raw.rstrip(b"\r\n")
 
 
+def _line_row(unit: Unit, n: int, raw: bytes, columns: Columns) -> Row:
+    """The row of line ``n`` of a text or JSONL unit, or a bad row saying why it cannot be used."""
+    try:
+        line = raw.decode("utf-8-sig" if n == 0 else "utf-8")
+    except UnicodeDecodeError as err:
+        reason = f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+    else:
+        if unit.kind == "text":
+            return make_row({"text": line}, Columns(("text",)), unit.name, n)
+        if not line.strip():
+            reason = "empty line"
+        else:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                reason = f"not valid JSON ({err.msg} at column {err.colno})"
+            else:
+                if isinstance(record, dict):
+                    return make_row(record, columns, unit.name, n)
+                reason = "a JSON line must be an object"
+    return Row(f"{unit.name}:{n}", None, error=reason, source=unit.name, row=n)
+
+
 def _text_rows(unit: Unit, columns: Columns) -> Iterator[Row]:
     for n, raw in _lines(unit):
-        try:
-            line = raw.decode("utf-8-sig" if n == 0 else "utf-8")
-        except UnicodeDecodeError as err:
-            yield Row(
-                f"{unit.name}:{n}",
-                None,
-                error=f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
-                source=unit.name,
-                row=n,
-            )
-            continue
-        if unit.kind == "text":
-            yield make_row({"text": line}, Columns(("text",)), unit.name, n)
-            continue
-        if not line.strip():
-            yield Row(f"{unit.name}:{n}", None, error="empty line", source=unit.name, row=n)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield Row(
-                f"{unit.name}:{n}",
-                None,
-                error=f"not valid JSON ({err.msg} at column {err.colno})",
-                source=unit.name,
-                row=n,
-            )
-            continue
-        if not isinstance(record, dict):
-            yield Row(
-                f"{unit.name}:{n}", None, error="a JSON line must be an object", source=unit.name, row=n
-            )
-            continue
-        yield make_row(record, columns, unit.name, n)
+        yield _line_row(unit, n, raw, columns)
 
 
 def _parquet_rows(unit: Unit, columns: Columns) -> Iterator[Row]:
@@ -329,8 +319,7 @@ def pubmed_records(path: str, gzipped: bool) -> Iterator[dict[str, str]]:
 def _pubmed_rows(unit: Unit, columns: Columns) -> Iterator[Row]:
     text_columns = columns.text if columns.text != ("text",) else ("title", "abstract")
     for n, record in enumerate(pubmed_records(unit.source, unit.gzipped)):
-        row = make_row(record, Columns(text_columns, columns.id or "pmid", columns.copy), unit.name, n)
-        yield row
+        yield make_row(record, Columns(text_columns, columns.id or "pmid", columns.copy), unit.name, n)
 
 
 def read_unit(

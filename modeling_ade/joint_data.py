@@ -9,7 +9,7 @@ standoff (a folder: one split per sub-folder holding ``.ann`` files, or ``train`
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +78,12 @@ def load_relation_corpus(
         counts = BratCounts()
         sub = sorted(p for p in path.iterdir() if p.is_dir() and any(p.rglob("*.ann")))
         splits = {p.name: read_brat_folder(p, counts) for p in sub}
-        top = [p for p in path.glob("*.txt")]
-        if top:
+        if any(path.glob("*.txt")):
             if "train" in splits:
                 raise CorpusFormatError(
                     f"--dataset {dataset}: documents at the top and in a train/ sub-folder: which are train?"
                 )
-            splits["train"] = read_brat_folder_top(path, counts)
+            splits["train"] = read_brat_folder(path, counts, recursive=False)
         return RelationCorpus(splits, "brat", notes=[f"brat standoff: {counts.describe()}"])
     if kind == "spert":
         files = sorted(p for p in path.glob("*.json") if is_spert_file(p)) if path.is_dir() else [path]
@@ -101,13 +100,6 @@ def load_relation_corpus(
     if kind == "schema":
         return RelationCorpus(load_schema_splits(dataset, config), "schema")
     raise ValueError(f"--dataset-format must be one of {FORMATS}, got {dataset_format!r}")
-
-
-def read_brat_folder_top(folder: Path, counts: BratCounts) -> list[dict[str, Any]]:
-    """The documents directly in ``folder`` (not in its sub-folders)."""
-    from datasets_scripts.relation_formats import read_brat_document
-
-    return [read_brat_document(p, p.stem, counts) for p in sorted(folder.glob("*.txt"))]
 
 
 def load_schema_splits(dataset: str, config: str | None) -> dict[str, list[dict[str, Any]]]:
@@ -229,14 +221,16 @@ def split_long_records(
             continue
         starts = [start for start, _ in sentence_spans(text, language)[1:]]
         entities = record["entities"]
-        blocked = Counter()
-        for cut in starts:
-            if any(e["start"] < cut < e["end"] for e in entities) or any(
+        blocked = {
+            cut
+            for cut in starts
+            if any(e["start"] < cut < e["end"] for e in entities)
+            or any(
                 (entities[r["head"]]["start"] < cut) != (entities[r["tail"]]["start"] < cut)
                 for r in record["relations"]
-            ):
-                blocked[cut] += 1
-        cuts = [0, *(c for c in starts if not blocked[c]), len(text)]
+            )
+        }
+        cuts = [0, *(c for c in starts if c not in blocked), len(text)]
         counts.boundaries_kept += len(blocked)
         counts.records_split += 1
         for k, (start, end) in enumerate(zip(cuts, cuts[1:])):

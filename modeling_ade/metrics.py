@@ -328,8 +328,6 @@ def _ade_block(
             len(set(doc["relations"])) for doc in gold_entity_pred_docs
         )
     block["ner_per_type"] = ner["per_type"]
-    for key in [k for k in block if k.startswith("re_per_type_")]:
-        block[key] = block.pop(key)  # the per-type tables last, after the numbers
     return block
 
 
