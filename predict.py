@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the model's own code from its folder/Hub repo (needed when modeling_ade is not installed)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="weights and activations of the model: bfloat16 / float16 for a GPU (scores are computed in float32 "
+        "either way) (default: float32)",
+    )
     bulk = parser.add_argument_group("literature scale (--output-dir)")
     bulk.add_argument(
         "--id-column",
@@ -286,6 +293,7 @@ def check_model(args) -> None:
 def load_extractor(args):
     """The ``ade-extraction`` pipeline of ``--model`` (a LoRA folder is merged first); InputError if it cannot
     be loaded."""
+    import torch
     from transformers import AutoTokenizer, pipeline
 
     try:  # installed: use this project's classes; else the model folder's own code (--trust-remote-code)
@@ -296,11 +304,12 @@ def load_extractor(args):
     if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
         from modeling_ade.artifacts import load_trained
 
-        model = load_trained(args.model, merge=True)
+        model = load_trained(args.model, merge=True).to(getattr(torch, args.dtype))
     try:
         return pipeline(
             "ade-extraction",
             model=model,
+            dtype=None if model is not args.model else getattr(torch, args.dtype),
             tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
             pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
             trust_remote_code=args.trust_remote_code,
@@ -340,6 +349,7 @@ def run_bulk(args, argv: list[str]) -> int:
         split_sentences=not args.no_sentence_split,
         dataset_config=args.dataset_config,
         dataset_split=args.dataset_split,
+        dtype=args.dtype,
     )
     try:
         check_model(args)

@@ -165,6 +165,7 @@ class BulkSettings:
     split_sentences: bool
     dataset_config: str | None
     dataset_split: str
+    dtype: str = "float32"  # the model's weights and activations: scores differ slightly between dtypes
 
     @property
     def columns(self) -> Columns:
@@ -212,6 +213,8 @@ def prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
     path = out / "manifest.json"
     if path.is_file() and not overwrite:
         old = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(old.get("settings"), dict):  # a job started before --dtype existed ran in float32
+            old["settings"].setdefault("dtype", "float32")
         for key, what in (
             ("model", "model"),
             ("inputs", "inputs"),
@@ -219,6 +222,13 @@ def prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
             ("units", "input files"),
         ):
             if old.get(key) != manifest[key]:
+                if key == "settings":  # name the settings: --dtype float32 there, bfloat16 here
+                    before, now = old.get(key) or {}, manifest[key]
+                    key = ", ".join(
+                        f"{k}: {before.get(k)!r} there, {now.get(k)!r} now"
+                        for k in sorted(set(before) | set(now))
+                        if before.get(k) != now.get(k)
+                    )
                 raise BulkRunError(
                     f"{out} holds a job with other {what} ({key} in {path} differs): give another --output-dir, "
                     "or --overwrite to start afresh (its parts are deleted)"
@@ -343,10 +353,19 @@ def run_job(
     from accelerate import PartialState
 
     job_started = time.perf_counter()
-    state = PartialState(cpu=not torch.cuda.is_available())
-    if state.device.type != "cpu":  # one accelerator per process
-        extractor.model.to(state.device)
-        extractor.device = state.device
+    gpus = torch.cuda.device_count()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    # More processes than GPUs (tokenising, splitting and writing need several CPU cores per GPU): the
+    # processes talk over gloo and share the GPUs round-robin; NCCL allows one process per GPU.
+    state = PartialState(cpu=gpus == 0 or local_processes > gpus)
+    device = (
+        state.device
+        if state.device.type != "cpu" or not gpus
+        else torch.device("cuda", state.local_process_index % gpus)
+    )
+    if device.type != "cpu":
+        extractor.model.to(device)
+        extractor.device = device
     units = plan_units(inputs, settings.chunk_bytes, settings.dataset_config, settings.dataset_split)
     manifest = {
         "version": MANIFEST_VERSION,
@@ -428,7 +447,10 @@ def run_job(
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
-    state.wait_for_everyone()
+    if state.num_processes > 1:
+        # Not state.wait_for_everyone(): accelerate < 1.16 passes device_ids=[local rank] for gloo too, so with
+        # more processes than GPUs the barrier asks for a GPU that is not there (seen on a one-GPU machine).
+        torch.distributed.barrier()
     if state.is_main_process:
         summary = finish(out, units)
         elapsed = max(time.perf_counter() - job_started, 1e-9)

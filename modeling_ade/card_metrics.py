@@ -81,7 +81,8 @@ def evaluation_blocks(run: ModelRun) -> list[EvalBlock]:
     """The model's own test results (``metrics.json``), then the cross-validation means (``--cv``)."""
     blocks: list[EvalBlock] = []
     args = run.training_args
-    if run.metrics and "cross_validation" not in run.metrics:
+    held_out = (run.metrics or {}).get("eval_held_out", True)  # False: trained on the evaluation split too
+    if run.metrics and "cross_validation" not in run.metrics and held_out:
         if run.corpus == "ade" and run.fold is not None:
             scope, config, split = f"fold {run.fold} test part", f"fold_{run.fold}", "test"
         elif run.corpus == "chinese_healthner":
@@ -152,7 +153,7 @@ def eval_results(blocks: list[EvalBlock], dataset_id: str, dataset_name: str) ->
 def evaluation_table(blocks: list[EvalBlock]) -> str:
     """Markdown: one row per metric, one column per block (CV columns show mean ± std)."""
     if not blocks:
-        return "_No `metrics.json` with metrics of the evaluation contract was found next to the model._\n"
+        return "_No held-out evaluation: no `metrics.json` with metrics of the evaluation contract was found next to the model, or the model was trained on its evaluation split too (`--train-split train+dev`)._\n"
     keys = [k for k, *_ in METRICS if any(k in b.values for b in blocks)]
     header = ["metric"] + [f"{b.scope}" + (f", {b.variant}" if b.variant else "") for b in blocks]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

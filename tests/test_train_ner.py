@@ -207,8 +207,24 @@ def test_predictions_map_back_to_every_character(m3e_tokenizer):
 def test_dataset_flags_need_dataset():
     from modeling_ade.ner_task import NerSettings
 
-    with pytest.raises(ValueError, match="--train-split applies to --dataset only"):
-        NerSettings(output_dir="unused", train_split="train")
+    with pytest.raises(ValueError, match="--eval-split applies to --dataset only"):
+        NerSettings(output_dir="unused", eval_split="validation")
+    with pytest.raises(ValueError, match="--train-split without --dataset is one of train, train\\+dev"):
+        NerSettings(output_dir="unused", train_split="dev")
+
+
+@pytest.mark.data
+def test_final_model_trains_on_train_and_dev(healthner_data_dir):
+    from modeling_ade.ner_data import load_ner_data
+    from modeling_ade.ner_task import NerSettings
+
+    train, dev, _ = load_ner_data(NerSettings(output_dir="unused", data_dir=str(healthner_data_dir)))
+    everything, dev_again, where = load_ner_data(
+        NerSettings(output_dir="unused", data_dir=str(healthner_data_dir), train_split="train+dev")
+    )
+    assert len(everything.words) == len(train.words) + len(dev.words) == 9155
+    assert everything.words[len(train.words) :] == dev.words and dev_again.words == dev.words
+    assert "dev is NOT held out" in where
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -244,10 +260,13 @@ def test_healthner_run_writes_model_metrics_and_arguments(healthner_data_dir, m3
             "12",
             "--layer-decay",
             "0.8333",
+            "--eval-every-epoch",
             *SMALL,
         ]
     )
     metrics, args = check_run(out, 24, 12)
+    last = metrics["train_history"][-1]  # scored after the last epoch: the same model as the final scores
+    assert last["eval_ner_f1_micro"] == metrics["ner_f1_micro"] and metrics["eval_held_out"] is True
     assert metrics["encoding"]["evaluation"]["sentences"] == 12
     assert args["head"] == "crf" and args["layer_decay"] == 0.8333 and args["model"] == M3E_SMALL
     assert "| **micro** |" in capsys.readouterr().out
