@@ -419,8 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         "\n\n".join(doc[f] for f in text_fields) if text_fields[0] in doc else doc["text"]
         for doc in documents
     ]
+    # a generator, not the list: the pipeline then yields each document's result as it is done, so the bar moves
     for result in tqdm(
-        extract(texts, batch_size=args.batch_size, **options), total=len(documents), desc="extract"
+        extract((t for t in texts), batch_size=args.batch_size, **options),
+        total=len(documents),
+        desc="extract",
     ):
         results.append(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from datasets_scripts.common import NotUtf8Error, describe_repairs, read_utf8, repair_bio
 
 logger = logging.getLogger("datasets_scripts.chinese_healthner")  # one logger for the builder and its readers
+REPAIRS_REPORTED: set[str] = set()  # the tag-repair warnings this process has printed
 
 JSON_SUFFIXES = (".json", ".jsonl")
 
@@ -232,7 +233,12 @@ def read_examples(
             }
         )
     if totals:
-        logger.warning(
-            describe_repairs(totals, str(path), repaired_sentences, len(examples), repaired_lines, "line")
+        message = describe_repairs(
+            totals, str(path), repaired_sentences, len(examples), repaired_lines, "line"
         )
+        if (
+            message not in REPAIRS_REPORTED
+        ):  # a file read for several configs (stats, train + dev) says it once
+            REPAIRS_REPORTED.add(message)
+            logger.warning(message)
     return examples

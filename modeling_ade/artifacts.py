@@ -8,8 +8,21 @@ config names, which ship with the model.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+
+def make_readable(folder: Path) -> None:
+    """Give every file under ``folder`` the read permissions a new file gets under the umask (0644 with the usual
+    022): safetensors writes the weights with mode 0600, so otherwise they alone would be unreadable to the group
+    or the web server that shares the run folder."""
+    mask = os.umask(0)
+    os.umask(mask)
+    readable = 0o444 & ~mask
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & readable != readable:
+            path.chmod(path.stat().st_mode | readable)
 
 
 def auto_model_class(config):

@@ -34,7 +34,7 @@ from pathlib import Path
 from accelerate.logging import get_logger
 from torch import nn
 
-from .artifacts import auto_model_class, code_files
+from .artifacts import auto_model_class, code_files, make_readable
 from .encoders import resolve_model_name
 from .settings import FineTuneSettings, LoraSettings
 
@@ -323,6 +323,7 @@ def merge_adapter(
         for name in code_files(source, saved_config):
             if not (into / name).is_file() and (source / name).is_file():
                 shutil.copy2(source / name, into / name)
+    make_readable(into)
     return base_ref
 
 

@@ -283,7 +283,7 @@ extract({example!r})
 {output_note}
 
 model = {run.auto_class}.from_pretrained("{repo_id}", revision=REVISION, trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision=REVISION)
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision=REVISION, trust_remote_code=True)
 ```
 
 {pipe_note} Needs `transformers` ≥ 5 and `torch`; the package `modeling-ade` is not needed.

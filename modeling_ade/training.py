@@ -307,6 +307,7 @@ def save_run(
     writes them) or, for a LoRA-wrapped model, the adapter folder (:func:`modeling_ade.lora.save_adapter`); the
     tokenizer; ``metrics.json``; ``training_args.json`` (:func:`run_record`).
     """
+    from .artifacts import make_readable
     from .lora import record_custom_pipeline, save_adapter
 
     state_dict = accelerator.get_state_dict(model)
@@ -323,6 +324,7 @@ def save_run(
             tokenizer.save_pretrained(out)
         write_json(out / "metrics.json", metrics)
         write_json(out / "training_args.json", run_record(settings))
+        make_readable(out)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

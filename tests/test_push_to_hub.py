@@ -199,6 +199,30 @@ def test_dry_run_folder_works_without_modeling_ade(dry_run, model_out, tmp_path)
     assert "inputs" in got["bad"]
 
 
+def test_card_snippet_runs_as_written_without_prompting(dry_run, tmp_path):
+    """The card's "How to use" code, with the repo id pointed at the dry-run folder, in a fresh process without
+    modeling_ade and with no terminal to answer a "run the custom code? [y/N]" prompt."""
+    card = (dry_run / "README.md").read_text()
+    usage = card.split("## How to use", 1)[1]
+    code = usage.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"me/tiny-ade"' in code and 'REVISION = "main"' in code
+    code = code.replace('"me/tiny-ade"', repr(str(dry_run))).replace('REVISION = "main"', "REVISION = None")
+    script = 'import sys\nsys.modules["modeling_ade"] = None\nsys.modules["datasets_scripts"] = None\n' + code
+    script += "\nprint('TOKENS', len(tokenizer('aspirin')['input_ids']), type(model).__name__)\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TOKENS" in result.stdout
+
+
 def test_card_metadata_parses_and_equals_metrics(dry_run, model_out):
     card = ModelCard.load(dry_run / "README.md")
     with (dry_run / "README.md").open(encoding="utf-8") as handle:

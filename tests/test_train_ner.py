@@ -239,6 +239,10 @@ def check_run(out, num_train, num_eval):
     assert metrics["train_history"][0]["epoch_seconds"] > 0
     config = json.loads((out / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModelForTokenClassification"}
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o444 & ~mask for p in out.iterdir() if p.is_file()}
+    assert set(modes.values()) == {0o444 & ~mask}, modes  # the weights too (safetensors writes 0600)
     assert config["encoder_config"]["num_hidden_layers"] == 1
     return metrics, json.loads((out / "training_args.json").read_text())
 
