@@ -3,12 +3,17 @@
     python push_to_hub.py model OUT --repo-id USER/NAME [--dry-run DIR]
     python push_to_hub.py model ADAPTER_DIR --repo-id USER/NAME --merge
     python push_to_hub.py dataset ade --repo-id USER/NAME [--data-dir DIR] [--dry-run DIR]
+    python push_to_hub.py space USER/NAME --repo-id USER/NAME-demo [--model-revision SHA] [--dry-run DIR]
 
 ``model``: OUT is a ``train.py`` output folder. The repository gets the safetensors weights, ``config.json``
 (with ``auto_map`` / ``custom_pipelines``), the Python files it names (the model's own code), the tokenizer,
 ``metrics.json`` and ``training_args.json``, a generated model card ``README.md``, and ``handler.py`` +
 ``requirements.txt`` for Inference Endpoints. A PEFT adapter folder (``adapter_config.json``) is uploaded as
 an adapter with a card naming its base model, or merged into its base first with ``--merge``.
+
+``space``: a Gradio app (``app.py``, from ``modeling_ade/space/app.py``) that loads the model from the Hub at a pinned
+commit and shows its entities highlighted and its relations in a table, with ``requirements.txt`` and a README
+holding the Space's metadata; the same app runs locally with ``python app.py --model DIR``.
 
 ``dataset``: the builder's own Parquet export (``datasets_scripts.<corpus>.export``) and its dataset card,
 extended with Hub metadata and loading instructions.
@@ -153,12 +158,91 @@ def model_manifest(folder: Path) -> Manifest:
 
 
 def requirements_txt(config: dict) -> bytes:
-    """``requirements.txt`` for an Inference Endpoint: the transformers major version the model was saved with."""
+    """``requirements.txt`` for an Inference Endpoint: the transformers major version the model was saved with,
+    and the sentence splitter of the ``ade-extraction`` pipeline."""
     major = int(str(config.get("transformers_version", "5")).split(".")[0])
+    splitter = "sentencex>=1.0.32\n" if "ade-extraction" in (config.get("custom_pipelines") or {}) else ""
     return (
         "# Installed by Inference Endpoints on top of the container; handler.py needs only these.\n"
-        f"transformers>={major}.0,<{major + 1}\ntorch>=2.6\n"
+        f"transformers>={major}.0,<{major + 1}\ntorch>=2.6\n{splitter}"
     ).encode()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Spaces
+# --------------------------------------------------------------------------------------------------------
+
+GRADIO_VERSION = (
+    "6.31.0"  # the Space's sdk_version: checked with transformers 5, torch 2.13, huggingface-hub 2
+)
+SPACE_APP = Path(__file__).resolve().parent / "modeling_ade" / "space" / "app.py"
+
+
+def model_revision(repo_id: str, revision: str | None) -> str:
+    """The commit the Space pins: ``--model-revision``, else the model repository's current commit (Hub)."""
+    if revision:
+        return revision
+    from huggingface_hub import HfApi, constants
+
+    if constants.is_offline_mode():
+        raise PackagingError(
+            f"--model-revision is needed while HF_HUB_OFFLINE is set: the commit of {repo_id} the Space runs "
+            "(push_to_hub.py model prints it after an upload)"
+        )
+    try:
+        return HfApi().model_info(repo_id).sha
+    except Exception as err:  # not found, no access, no network: say which
+        raise PackagingError(
+            f"cannot read the current commit of {repo_id}: {type(err).__name__}: {err}"
+        ) from err
+
+
+def build_space_upload(args, scratch: Path) -> tuple[Manifest, str]:
+    """The manifest of ``push_to_hub.py space``: the Gradio app pinned to the model's commit, its requirements
+    and a README with the Space's metadata."""
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    revision = model_revision(args.model_repo, args.model_revision)
+    app = SPACE_APP.read_text(encoding="utf-8")
+    pins = {
+        "MODEL_REPO = None": f"MODEL_REPO = {args.model_repo!r}",
+        "MODEL_REVISION = None": f"MODEL_REVISION = {revision!r}",
+    }
+    for placeholder, value in pins.items():
+        if app.count(placeholder) != 1:
+            raise PackagingError(f"{SPACE_APP}: expected one line starting {placeholder!r}")
+        app = app.replace(placeholder, value)
+    from importlib.metadata import version
+
+    # the versions this app was tested with here; gradio itself comes from the README's sdk_version
+    requirements = f"transformers=={version('transformers')}\ntorch>=2.6\nsentencex=={version('sentencex')}\n"
+    name = args.model_repo.split("/")[-1]
+    data = SpaceCardData(
+        title=f"{name} demo"[:30],
+        emoji="💊",
+        colorFrom="blue",
+        colorTo="green",
+        sdk="gradio",
+        sdk_version=GRADIO_VERSION,
+        app_file="app.py",
+        pinned=False,
+        models=[args.model_repo],
+        short_description=f"Try {name}: entities and relations"[:60],
+    )
+    body = (
+        f"# {name}: try it\n\nA Gradio demo of [{args.model_repo}](https://huggingface.co/{args.model_repo}) at "
+        f"commit `{revision}`: type a text, see its entities highlighted by type and the relations found.\n\n"
+        "The model runs its own code (`trust_remote_code=True`), pinned to that commit in `app.py`. Run the same "
+        "app on your machine with a model folder: `pip install gradio transformers torch sentencex` then "
+        "`python app.py --model runs/demo/model`.\n\nMade with modeling-ade's `push_to_hub.py space`.\n"
+    )
+    card = SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    manifest: Manifest = {
+        "app.py": app.encode("utf-8"),
+        "requirements.txt": requirements.encode(),
+        "README.md": str(card).encode("utf-8"),
+    }
+    return manifest, f"Gradio demo of {args.model_repo}@{revision[:12]} with modeling-ade push_to_hub.py"
 
 
 def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
@@ -194,7 +278,12 @@ def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
     if run.kind is None and not run.is_adapter:
         logger.warning(f"model type {run.model_type!r} is not one this tool knows: the card will be generic")
     card = build_model_card(
-        run, args.repo_id, datasets=args.datasets, base_model=args.base_model, merged_adapter=merged_from
+        run,
+        args.repo_id,
+        datasets=args.datasets,
+        base_model=args.base_model,
+        merged_adapter=merged_from,
+        space=args.space,
     )
     manifest["README.md"] = str(card).encode("utf-8")
     if not run.is_adapter:
@@ -315,11 +404,13 @@ def _redact(text: str, token: str | None) -> str:
 def run(args) -> int:
     from huggingface_hub import constants, get_token
 
-    repo_type = "model" if args.command == "model" else "dataset"
+    repo_type = args.command  # model, dataset or space
     token = get_token()
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="push_to_hub_")))
-        build = build_model_upload if args.command == "model" else build_dataset_upload
+        build = {"model": build_model_upload, "dataset": build_dataset_upload, "space": build_space_upload}[
+            args.command
+        ]
         try:
             manifest, commit_message = build(args, scratch)
             if args.dry_run:
@@ -392,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{model,dataset}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{model,dataset,space}")
     model = sub.add_parser(
         "model", help="upload a trained model folder or a PEFT adapter folder with a generated model card"
     )
@@ -423,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hub dataset ids for the card's metadata (default for ADE models: ade-benchmark-corpus/ade_corpus_v2; "
         "e.g. the repo written by `push_to_hub.py dataset`)",
     )
+    model.add_argument(
+        "--space",
+        default=None,
+        metavar="ID",
+        help="a Space where visitors can try the model (made by `push_to_hub.py space`): the card links to it",
+    )
     data = sub.add_parser("dataset", help="export a corpus to Parquet with its dataset card and upload it")
     data.add_argument("corpus", choices=list(CORPORA), help="which corpus builder to export")
     _add_upload_arguments(data)
@@ -437,6 +534,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="CONFIG",
         help="configs to export (default: all the builder exports)",
+    )
+    space = sub.add_parser(
+        "space", help="a Gradio Space where visitors try a model that is on the Hub (entities, relations)"
+    )
+    space.add_argument("model_repo", metavar="MODEL_REPO", help="the model's Hub id, USER/NAME")
+    _add_upload_arguments(space)
+    space.add_argument(
+        "--model-revision",
+        default=None,
+        metavar="SHA",
+        help="the model commit the app loads (default: the repository's current commit, read from the Hub; "
+        "needed offline). The app runs the model's code, so it is pinned",
     )
     return parser
 

@@ -317,6 +317,7 @@ def build_model_card(
     datasets: list[str] | None = None,
     base_model: str | None = None,
     merged_adapter: str | None = None,
+    space: str | None = None,
 ) -> ModelCard:
     """The ``README.md`` of the repository for ``run``.
 
@@ -328,6 +329,7 @@ def build_model_card(
         base_model: for an adapter, its base model (default: ``adapter_config.json``'s
             ``base_model_name_or_path``).
         merged_adapter: set when the folder is the merge of an adapter into its base (the adapter's name).
+        space: a Hub Space (``owner/name``, from ``push_to_hub.py space``) where visitors can try the model.
     """
     kind = run.kind
     corpus_name, dataset_id, corpus_citations = _corpus_info(run)
@@ -435,7 +437,7 @@ def build_model_card(
 
 ## How to use
 
-{_usage_text(run, repo_id, adapter_base)}
+{f"Try it in the browser: [{space}](https://huggingface.co/spaces/{space}) (a Gradio demo of this model).{chr(10)}{chr(10)}" if space else ""}{_usage_text(run, repo_id, adapter_base)}
 ## Inference Endpoints
 
 {ENDPOINT_TEXT if not run.is_adapter else "Inference Endpoints need the full model: push the merged model (`--merge`)."}

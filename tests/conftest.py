@@ -86,3 +86,17 @@ def model_dir(tmp_path_factory, minilm_tokenizer):
     out = tmp_path_factory.mktemp("model")
     pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def chromium():
+    """Debian's headless Chromium (.ci/run installs it), for page tests driven by Playwright: locally a test
+    without it is skipped, in CI it fails."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+        pytest.skip("chromium is not installed")
+    return found

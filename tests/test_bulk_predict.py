@@ -379,19 +379,7 @@ def test_signals_count_pairs_per_sentence_and_document(tmp_path):
     assert predict.main(["signals", str(tmp_path / "nothing")]) == 2
 
 
-def chromium_path():
-    """Debian's headless Chromium (.ci/run installs it); locally a test without it is skipped, in CI it fails."""
-    import shutil
-
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
-        pytest.skip("chromium is not installed")
-    return found
-
-
-def test_signals_page_sorts_filters_and_charts_in_chromium(tmp_path):
+def test_signals_page_sorts_filters_and_charts_in_chromium(tmp_path, chromium):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     rows = [
         {"id": f"d{i}", "relations": [relation(drug, event, 0, f"{drug} and {event}.")]}
@@ -404,7 +392,7 @@ def test_signals_page_sorts_filters_and_charts_in_chromium(tmp_path):
     pq.write_table(pa.Table.from_pylist(rows), out / "parts" / "part-000000-00000.parquet")
     write_signals(out)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         errors = []
         page.on("pageerror", lambda err: errors.append(str(err)))
