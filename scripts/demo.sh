@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_OUTPUT_DIR:-runs/demo}
 EPOCHS=${DEMO_EPOCHS:-3}   # the paper trains 5 epochs; 3 keep the demo short
+TRAIN_ARGS=${DEMO_TRAIN_ARGS:-}   # more train.py ade flags, e.g. a tiny run for tests/test_readme_path.py
 
 echo "== 1/3 corpora =="
 $PY -m datasets_scripts.ade_corpus stats
@@ -17,7 +18,7 @@ $PY -m datasets_scripts.chinese_healthner stats
 echo "== 2/3 train.py ade --fold 0 ($EPOCHS epochs, all-MiniLM-L6-v2) =="
 # lr 1e-4 rather than the paper's 2e-5 (tuned for BERT-base): much better for MiniLM (BENCHMARKS.md)
 $PY train.py ade --model sentence-transformers/all-MiniLM-L6-v2 --fold 0 --epochs "$EPOCHS" \
-    --learning-rate 1e-4 --output-dir "$OUT/model" --overwrite-output-dir --report-to none
+    --learning-rate 1e-4 --output-dir "$OUT/model" --overwrite-output-dir --report-to none $TRAIN_ARGS
 
 echo "== 3/3 extraction =="
 mkdir -p "$OUT"
