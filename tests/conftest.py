@@ -100,3 +100,29 @@ def chromium():
             pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
         pytest.skip("chromium is not installed")
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_listening(server, port: int, why, seconds: float = 180) -> None:
+    """Wait until ``server`` (a ``Popen``) accepts connections on ``port``; fail with ``why()`` (its log) if it
+    exits first, or after ``seconds``."""
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while True:
+        assert server.poll() is None, why()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.time() < deadline, f"nothing listened on port {port} after {seconds} s"
+            time.sleep(1)

@@ -7,13 +7,12 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, wait_until_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = "--num-hidden-layers 1 --max-train-samples 48 --max-eval-samples 24 --batch-size 8"
@@ -25,12 +24,6 @@ def use_your_model_commands() -> list[str]:
     section = readme.split("**3. Use your model**", 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.data
@@ -77,15 +70,7 @@ def test_demo_then_every_use_command_runs_as_written(tmp_path, ade_data_dir, hea
                 stderr=subprocess.PIPE,
             )
             try:
-                deadline = time.time() + 180
-                while True:
-                    assert server.poll() is None, server.stderr.read().decode()[-3000:]
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                        break
-                    except OSError:
-                        assert time.time() < deadline, "the app did not start in 180 s"
-                        time.sleep(1)
+                wait_until_listening(server, port, lambda s=server: s.stderr.read().decode()[-3000:])
             finally:
                 server.terminate()
                 server.wait(timeout=30)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, wait_until_listening
 from huggingface_hub import metadata_load
 
 import predict
@@ -53,12 +52,6 @@ def test_model_card_links_to_its_space(model_dir, tmp_path):
     assert "sentencex" in (repo / "requirements.txt").read_text()  # the endpoint's pipeline splits sentences
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_local_app_in_chromium(model_dir, tmp_path, chromium):
     """`python app.py --model DIR` as the README says; type a sentence, press Extract, see the entities
     highlighted and the relation table filled."""
@@ -91,15 +84,7 @@ def test_local_app_in_chromium(model_dir, tmp_path, chromium):
     log = (tmp_path / "app.log").open("w")
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "the app did not start in 180 s"
-                time.sleep(1)
+        wait_until_listening(server, port, lambda: (tmp_path / "app.log").read_text()[-3000:])
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page()
