@@ -134,3 +134,46 @@ def test_predict_html_page_in_chromium(model_dir, tmp_path, chromium):
         browser.close()
     assert marked == len(rows[0]["entities"]) > 0 and relations == len(rows[0]["relations"]) > 0
     assert not errors
+
+
+def test_app_shows_typed_entities_of_a_bert_crf_model(minilm_tokenizer, tmp_path):
+    """The Chinese kind: a token-classification model gets its entities by type and no relation table."""
+    import importlib.util
+
+    import torch
+    from conftest import tiny_encoder_config
+    from transformers import pipeline
+
+    from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
+
+    labels = ["O", "B-BODY", "I-BODY", "B-SYMP", "I-SYMP"]
+    torch.manual_seed(0)
+    config = BertCrfConfig(
+        encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size),
+        id2label=dict(enumerate(labels)),
+        special_token_ids=[i for i in minilm_tokenizer.all_special_ids if i != minilm_tokenizer.unk_token_id],
+    )
+    model = BertCrfForTokenClassification(config).eval()
+    with torch.no_grad():  # entity tags likely
+        model.classifier.bias.copy_(torch.tensor([0.0, 2.0, 2.5, 1.0, 1.5]))
+    out = tmp_path / "ner"
+    model.save_pretrained(out)
+    minilm_tokenizer.save_pretrained(out)
+    spec = importlib.util.spec_from_file_location(
+        "space_app", REPO_ROOT / "modeling_ade" / "space" / "app.py"
+    )
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    kind, extractor, language = app.load(str(out), None)
+    assert (kind, language) == ("entities", "zh")
+    text = "headache and fever after aspirin"
+    shown, rows = app.extract(kind, extractor, text)
+    expected = pipeline(
+        "token-classification", model=model, tokenizer=minilm_tokenizer, aggregation_strategy="simple"
+    )(text)
+    assert rows == [] and shown["text"] == text and expected
+    assert shown["entities"] == [
+        {"entity": e["entity_group"], "start": e["start"], "end": e["end"]} for e in expected
+    ]
+    assert {e["entity"] for e in shown["entities"]} <= {"BODY", "SYMP"}
+    assert app.extract(kind, extractor, "  ") == ({"text": "  ", "entities": []}, [])
