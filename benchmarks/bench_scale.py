@@ -444,12 +444,12 @@ def flop_counter_check(model_path: str, num_hidden_layers: int | None, tokenizer
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModel
 
-    from modeling_ade.hub.modeling_joint_ner_re import _POOLED_ENCODERS
+    from modeling_ade.hub.encoder_utils import no_pooler_kwargs
 
     batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
     padded = batch["input_ids"].shape[1]
     lengths = batch["attention_mask"].sum(-1).tolist()
-    no_pooler = {"add_pooling_layer": False} if config.model_type in _POOLED_ENCODERS else {}
+    no_pooler = no_pooler_kwargs(config)
     check = {
         "batch_sentences": len(texts),
         "padded_length": padded,

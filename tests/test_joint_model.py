@@ -248,3 +248,22 @@ def test_relation_head_equals_r_bert_computed_pair_by_pair():
             ]
             expected = head.mlp(head.fuse(torch.cat(parts)))
             torch.testing.assert_close(logits[b, p], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_without_pooler_weights_loads(tmp_path):
+    """Sentence-embedding checkpoints (all-mpnet-base-v2) have no pooler: any family whose AutoModel takes
+    ``add_pooling_layer`` is built without one, so their weights fit exactly."""
+    from transformers import MPNetConfig, MPNetModel
+
+    config = MPNetConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    MPNetModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "mpnet")
+    model = JointNerReForAdeExtraction.from_encoder(str(tmp_path / "mpnet"))
+    assert model.encoder.pooler is None
+    out = model(
+        input_ids=torch.tensor([[0, 5, 6, 7, 2]]),
+        attention_mask=torch.ones(1, 5, dtype=torch.long),
+        word_index=torch.tensor([[0, 1, 2, 3, 0]]),
+    )
+    assert out.ner_logits.shape[:2] == (1, 5)

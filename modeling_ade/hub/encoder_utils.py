@@ -15,14 +15,23 @@ from __future__ import annotations
 from torch import nn
 from transformers import AutoModel, PretrainedConfig
 
-POOLED_ENCODERS = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "ernie"})
-"""Encoder families whose ``AutoModel`` takes ``add_pooling_layer`` (the pooler is unused: left out)."""
+
+def no_pooler_kwargs(encoder_config: PretrainedConfig) -> dict:
+    """``{"add_pooling_layer": False}`` for an encoder family whose ``AutoModel`` takes it (BERT, RoBERTa, MPNet,
+    ...; the pooler is unused, and sentence-embedding checkpoints such as all-mpnet-base-v2 have no pooler weights),
+    else ``{}``."""
+    import inspect
+
+    model_class = AutoModel._model_mapping.get(type(encoder_config), None)
+    takes = (
+        model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+    )
+    return {"add_pooling_layer": False} if takes else {}
 
 
 def build_encoder(encoder_config: PretrainedConfig) -> nn.Module:
     """A randomly initialised encoder of ``encoder_config``, without the pooler where the family allows."""
-    no_pooler = {"add_pooling_layer": False} if encoder_config.model_type in POOLED_ENCODERS else {}
-    return AutoModel.from_config(encoder_config, **no_pooler)
+    return AutoModel.from_config(encoder_config, **no_pooler_kwargs(encoder_config))
 
 
 def load_encoder_weights(encoder: nn.Module, pretrained: nn.Module, name: str) -> None:
