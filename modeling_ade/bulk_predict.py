@@ -364,6 +364,7 @@ def run_job(
         else torch.device("cuda", state.local_process_index % gpus)
     )
     if device.type != "cpu":
+        torch.cuda.set_device(device)  # so nothing of this process lands on another process's GPU
         extractor.model.to(device)
         extractor.device = device
     units = plan_units(inputs, settings.chunk_bytes, settings.dataset_config, settings.dataset_split)
@@ -447,10 +448,12 @@ def run_job(
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
-    if state.num_processes > 1:
-        # Not state.wait_for_everyone(): accelerate < 1.16 passes device_ids=[local rank] for gloo too, so with
-        # more processes than GPUs the barrier asks for a GPU that is not there (seen on a one-GPU machine).
+    if state.num_processes > 1 and state.device.type == "cpu":
+        # gloo: not state.wait_for_everyone(), which in accelerate < 1.16 passes device_ids=[local rank] to gloo too,
+        # so with more processes than GPUs the barrier asked for a GPU that is not there (seen on a one-GPU machine)
         torch.distributed.barrier()
+    else:
+        state.wait_for_everyone()
     if state.is_main_process:
         summary = finish(out, units)
         elapsed = max(time.perf_counter() - job_started, 1e-9)

@@ -175,11 +175,13 @@ def _protocol_text(run: ModelRun) -> str:
             "do not evaluate it on them."
         )
         if metrics.get("eval_held_out") is False:
+            n = metrics.get("num_train_sentences")
             lines.append(
-                "**This is the final model: its recipe was tuned on `dev`, then it was retrained on all 9,155 "
-                "labelled sentences (`train` + `dev`, `--train-split train+dev`), as the paper used all of its "
+                "**This is the final model: its recipe was tuned on `dev`, then it was retrained on all "
+                + (f"{n:,} " if isinstance(n, int) else "")
+                + "labelled sentences (`train` + `dev`, `--train-split train+dev`), as the paper used all of its "
                 "data. It has no held-out score of its own**; the recipe's `dev` score (trained on `train` only) is "
-                "in the project's BENCHMARKS.md."
+                "in the project's BENCHMARKS.md (section 10)."
             )
     elif corpus == "custom":
         lines.append(

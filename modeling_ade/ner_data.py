@@ -147,6 +147,8 @@ def load_ner_data(settings) -> tuple[TaggedSentences, TaggedSentences, str]:
         train = load_split(settings.dataset, settings.dataset_config, train_split)
         evaluation = load_split(settings.dataset, eval_config, eval_split)
         where = f"{settings.dataset} ({settings.dataset_config or 'default'}: {train_split} / {eval_config or 'default'}: {eval_split})"
+        if settings.trains_on_eval:
+            where += "; the evaluation split is part of the training data: NOT held out"
     train_data = tagged_sentences_from_dataset(
         train, settings.tokens_column, settings.tags_column, f"{where}, training split"
     )

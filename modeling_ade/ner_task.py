@@ -78,6 +78,19 @@ class NerSettings(FineTuneSettings):
     tags_column: str = "ner_tags"
     eval_every_epoch: bool = False
 
+    @property
+    def trains_on_eval(self) -> bool:
+        """The evaluation sentences are among the training ones, so the score is not held out: ``--train-split
+        train+dev`` (HealthNER), or a ``--dataset`` whose training splits include the evaluation split by name
+        (``train+validation`` / ``validation``; slices are not compared)."""
+        if self.dataset is None:
+            return self.train_split == "train+dev"
+        train, evaluation = self.train_split or "train", self.eval_split or "validation"
+        if "[" in train or "[" in evaluation:
+            return False
+        same_config = (self.eval_dataset_config or self.dataset_config) == self.dataset_config
+        return same_config and evaluation.strip() in {part.strip() for part in train.split("+")}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.head not in ("crf", "softmax"):
@@ -282,7 +295,7 @@ def run(settings: NerSettings) -> dict:
         )
     )
 
-    def score_epoch(epoch: int) -> dict:
+    def score_epoch(_epoch: int) -> dict:
         tags = predict_word_tags(
             accelerator, model, eval_loader, eval_windows, eval_data, model.config.id2label
         )
@@ -315,7 +328,7 @@ def run(settings: NerSettings) -> dict:
         eval_seconds=eval_seconds,
         encoding={"train": asdict(train_counts), "evaluation": asdict(eval_counts)},
         data=where,
-        eval_held_out=settings.train_split != "train+dev" or settings.dataset is not None,
+        eval_held_out=not settings.trains_on_eval,
         head=settings.head,
         layer_decay=settings.layer_decay,
     )

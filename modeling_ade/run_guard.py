@@ -37,11 +37,13 @@ RESULT_NEUTRAL = frozenset(
         "keep_checkpoints",
         "data_dir",
         "folds",
+        "eval_every_epoch",
     }
 )
 """Settings that may differ on a resume: where things go, how often to log or checkpoint, the evaluation
-batch size (same predictions), where the corpus is read from (same files, another path), and which folds of a
-cross-validation this invocation trains (each fold's result is the same)."""
+batch size (same predictions), where the corpus is read from (same files, another path), which folds of a
+cross-validation this invocation trains (each fold's result is the same), and whether every epoch is also scored
+(the model is the same)."""
 
 
 class RunGuardError(ValueError):

@@ -204,6 +204,11 @@ def test_bulk_equals_the_pipeline_and_a_rerun_does_nothing(model_dir, corpus, tm
     assert bulk(model_dir, *job) == 0
     assert "finished" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
+    # a job written before --dtype existed (no dtype in its manifest) ran in float32: still the same job
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["settings"]["dtype"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert bulk(model_dir, *job) == 0 and "finished" in capsys.readouterr().out
     # other settings refuse; --overwrite starts afresh
     assert bulk(model_dir, [corpus / "a.jsonl"], out, "--id-column", "pmid") == 2
     assert "other inputs" in capsys.readouterr().err
@@ -211,7 +216,7 @@ def test_bulk_equals_the_pipeline_and_a_rerun_does_nothing(model_dir, corpus, tm
     assert len(read_rows(out)) == 40
     # another dtype is another setting (scores differ); bfloat16 runs (a GPU's choice) and finds entities too
     assert bulk(model_dir, [corpus / "a.jsonl"], out, "--id-column", "pmid", "--dtype", "bfloat16") == 2
-    assert "dtype" in capsys.readouterr().err
+    assert "dtype: 'float32' there, 'bfloat16' now" in capsys.readouterr().err
     half = tmp_path / "bf16"
     assert bulk(model_dir, [corpus / "a.jsonl"], half, "--id-column", "pmid", "--dtype", "bfloat16") == 0
     assert json.loads((half / "manifest.json").read_text())["settings"]["dtype"] == "bfloat16"

@@ -445,9 +445,11 @@ def handle(request):
         return httpx2.Response(200, json={"url": "http://127.0.0.1:9/%s/%s" % (body["organization"], body["name"])})
     if path == "/api/validate-yaml":
         return httpx2.Response(200, json={})
-    if re.fullmatch(r"/api/(models|datasets)/.+/branch/.+", path):
+    if request.method == "GET" and re.fullmatch(r"/api/models/[^/]+/[^/]+", path):  # model_info
+        return httpx2.Response(200, json={"id": path[len("/api/models/"):], "sha": "b" * 40, "private": False})
+    if re.fullmatch(r"/api/(models|datasets|spaces)/.+/branch/.+", path):
         return httpx2.Response(200, json={})
-    if re.fullmatch(r"/api/(models|datasets)/.+/preupload/.+", path):
+    if re.fullmatch(r"/api/(models|datasets|spaces)/.+/preupload/.+", path):
         files = json.loads(content)["files"]
         entry["files"] = [f["path"] for f in files]
         lfs = lambda f: f["path"].endswith((".safetensors", ".parquet")) or f["size"] > 500_000
@@ -465,11 +467,11 @@ def handle(request):
         if fail == "lfs" and len(content) > 5_000_000:  # the weights: the transfer breaks off
             return httpx2.Response(403, text="mock: upload interrupted")
         return httpx2.Response(200)
-    if re.fullmatch(r"/api/(models|datasets)/.+/commit/.+", path):
+    if re.fullmatch(r"/api/(models|datasets|spaces)/.+/commit/.+", path):
         entry["ndjson"] = [json.loads(line) for line in content.decode().splitlines() if line]
         if fail == "commit":
             return httpx2.Response(500, json={"error": "mock: internal error"})
-        repo = re.fullmatch(r"/api/(?:models|datasets)/(.+)/commit/.+", path).group(1)
+        repo = re.fullmatch(r"/api/(?:models|datasets|spaces)/(.+)/commit/.+", path).group(1)
         return httpx2.Response(200, json={"commitUrl": "http://127.0.0.1:9/%s/commit/%s" % (repo, "a" * 40),
                                            "commitOid": "a" * 40,
                                            "pullRequestUrl": "http://127.0.0.1:9/%s/discussions/1" % repo})
@@ -502,6 +504,20 @@ def upload_with_mock(args: list[str], work: Path, fail: str = ""):
     records = json.loads((work / "records.json").read_text())
     assert_no_token(result.stdout, result.stderr)
     return result, records
+
+
+def test_space_upload_creates_a_gradio_space_pinned_to_the_current_model_commit(tmp_path):
+    result, records = upload_with_mock(
+        ["space", "me/tiny-ade", "--repo-id", "me/tiny-ade-demo"], tmp_path / "s"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    create = next(r for r in records if r["path"] == "/api/repos/create")
+    assert create["json"]["type"] == "space" and create["json"]["sdk"] == "gradio"
+    commit = next(r for r in records if r["path"].startswith("/api/spaces/me/tiny-ade-demo/commit/"))
+    files = {line["value"]["path"]: line["value"] for line in commit["ndjson"] if line.get("key") == "file"}
+    assert set(files) == {"app.py", "requirements.txt", "README.md"}
+    app = base64.b64decode(files["app.py"]["content"]).decode()
+    assert "MODEL_REVISION = '" + "b" * 40 + "'" in app  # the model's current commit, read from the Hub
 
 
 def test_upload_is_one_commit_of_the_dry_run_folder(model_out, dry_run, tmp_path):

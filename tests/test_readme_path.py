@@ -62,15 +62,17 @@ def test_demo_then_every_use_command_runs_as_written(tmp_path, ade_data_dir, hea
             args[0] = sys.executable
         if "app.py" in command:  # a server: started, then checked to answer, then stopped
             port = free_port()
-            server = subprocess.Popen(
-                [*args, "--port", str(port)],
-                cwd=tmp_path,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            log = tmp_path / "app.log"  # a file, not a pipe: a full pipe would stall the server
+            with log.open("w") as handle:
+                server = subprocess.Popen(
+                    [*args, "--port", str(port)],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
             try:
-                wait_until_listening(server, port, lambda s=server: s.stderr.read().decode()[-3000:])
+                wait_until_listening(server, port, lambda log=log: log.read_text()[-3000:])
             finally:
                 server.terminate()
                 server.wait(timeout=30)

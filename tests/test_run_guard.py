@@ -212,3 +212,15 @@ def test_model_folder_without_config_and_offline_encoder_pass_through(tmp_path, 
     (tmp_path / "mpnet" / "config.json").write_text("{}")
     monkeypatch.setenv("MPNET_DIR", str(tmp_path / "mpnet"))  # `make mpnet` done: found by name
     assert encoders.resolve_model_name("all-mpnet-base-v2") == str(tmp_path / "mpnet")
+
+
+def test_scoring_every_epoch_may_change_on_a_resume():
+    """`train.py ner --eval-every-epoch` only adds scores: a run started without it (or before it existed) resumes
+    with it, and the other way round."""
+    from modeling_ade.ner_task import NerSettings
+    from modeling_ade.run_guard import result_settings, settings_differences
+
+    before = result_settings(NerSettings(output_dir="o").record())
+    after = result_settings(NerSettings(output_dir="o", eval_every_epoch=True).record())
+    assert not settings_differences(before, after)
+    assert settings_differences(before, result_settings(NerSettings(output_dir="o", epochs=4).record()))

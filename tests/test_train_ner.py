@@ -225,6 +225,14 @@ def test_final_model_trains_on_train_and_dev(healthner_data_dir):
     assert len(everything.words) == len(train.words) + len(dev.words) == 9155
     assert everything.words[len(train.words) :] == dev.words and dev_again.words == dev.words
     assert "dev is NOT held out" in where
+    # what metrics.json's eval_held_out says
+    assert NerSettings(output_dir="o", train_split="train+dev").trains_on_eval
+    assert not NerSettings(output_dir="o").trains_on_eval
+    assert NerSettings(output_dir="o", dataset="d", train_split="train+validation").trains_on_eval
+    assert not NerSettings(output_dir="o", dataset="d", train_split="train").trains_on_eval
+    assert not NerSettings(
+        output_dir="o", dataset="d", train_split="train[:90%]", eval_split="train[90%:]"
+    ).trains_on_eval
 
 
 # ----------------------------------------------------------------------------------------------------

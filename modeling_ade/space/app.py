@@ -46,7 +46,11 @@ def load(model: str, revision: str | None):
         trust_remote_code=True,
         aggregation_strategy="simple",
     )
-    return "entities", extractor, "zh"
+    return (
+        "entities",
+        extractor,
+        getattr(config, "language", None) or "zh",
+    )  # BERT-CRF here: Chinese HealthNER
 
 
 def extract(kind: str, extractor, text: str) -> tuple[dict, list[list]]:
@@ -101,13 +105,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--model", default=MODEL_REPO, help="model folder or Hub id (default: MODEL_REPO)")
     parser.add_argument(
-        "--revision", default=MODEL_REVISION, help="Hub commit of --model (default: MODEL_REVISION)"
+        "--revision", default=None, help="Hub commit of --model (default: MODEL_REVISION, for MODEL_REPO)"
     )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"), help="address to serve on")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860)")
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("--model is required (a train.py output folder or a Hub model id)")
+    if args.revision is None and args.model == MODEL_REPO:
+        args.revision = MODEL_REVISION
     kind, extractor, language = load(args.model, args.revision)
     title = f"{args.model.rstrip('/')}: " + ("entities and relations" if kind == "relations" else "entities")
     build(kind, extractor, language, title).launch(server_name=args.host, server_port=args.port)
