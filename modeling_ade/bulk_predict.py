@@ -338,6 +338,15 @@ def run_chunk(
     return good, results, record
 
 
+def process_device(gpus: int, local_processes: int, local_index: int) -> torch.device:
+    """The device of one process of a job: the CPU without GPUs; GPU ``local_index`` with one process per GPU
+    (NCCL); with more processes than GPUs (tokenising, splitting and writing need several CPU cores per GPU) the
+    processes talk over gloo and share the GPUs round-robin."""
+    if gpus == 0:
+        return torch.device("cpu")
+    return torch.device("cuda", local_index % gpus if local_processes > gpus else local_index)
+
+
 def run_job(
     extractor,
     model: str,
@@ -355,14 +364,8 @@ def run_job(
     job_started = time.perf_counter()
     gpus = torch.cuda.device_count()
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    # More processes than GPUs (tokenising, splitting and writing need several CPU cores per GPU): the
-    # processes talk over gloo and share the GPUs round-robin; NCCL allows one process per GPU.
     state = PartialState(cpu=gpus == 0 or local_processes > gpus)
-    device = (
-        state.device
-        if state.device.type != "cpu" or not gpus
-        else torch.device("cuda", state.local_process_index % gpus)
-    )
+    device = process_device(gpus, local_processes, state.local_process_index)
     if device.type != "cpu":
         torch.cuda.set_device(device)  # so nothing of this process lands on another process's GPU
         extractor.model.to(device)

@@ -416,3 +416,12 @@ def test_signals_page_sorts_filters_and_charts_in_chromium(tmp_path, chromium):
         assert labels == ["rash", "hepatitis"] and widths[0] > widths[1] > 0
         browser.close()
     assert not errors
+
+
+def test_processes_share_the_gpus_round_robin():
+    from modeling_ade.bulk_predict import process_device
+
+    assert process_device(0, 2, 1).type == "cpu"
+    assert [str(process_device(2, 2, i)) for i in range(2)] == ["cuda:0", "cuda:1"]  # one per GPU (NCCL)
+    assert [process_device(1, 8, i).index for i in range(8)] == [0] * 8  # 8 processes, one GPU
+    assert [process_device(2, 5, i).index for i in range(5)] == [0, 1, 0, 1, 0]
