@@ -62,6 +62,25 @@ def tiny_encoder_config(vocab_size: int, **overrides):
     return BertConfig(**values)
 
 
+def biased_bert_crf_model(tokenizer):
+    """A tiny BERT-CRF model with HealthNER-like types, biased so that entity tags are likely."""
+    import torch
+
+    from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
+
+    labels = ["O", "B-BODY", "I-BODY", "B-SYMP", "I-SYMP"]
+    torch.manual_seed(0)
+    config = BertCrfConfig(
+        encoder_config=tiny_encoder_config(tokenizer.vocab_size),
+        id2label=dict(enumerate(labels)),
+        special_token_ids=[i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id],
+    )
+    model = BertCrfForTokenClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.0, 2.0, 2.5, 1.0, 1.5]))
+    return model
+
+
 def biased_joint_model(vocab_size: int, seed: int):
     """A tiny random joint model whose head biases make it find many entities and relations, in eval mode:
     pipeline and Hub tests then have real output to compare (the outputs are never hard-coded)."""

@@ -347,19 +347,11 @@ def test_missing_files_are_listed(model_out, tmp_path, capsys):
 def test_bert_crf_model_dry_run_works_without_modeling_ade(minilm_tokenizer, tmp_path):
     """The BERT-CRF kind: stock token-classification pipeline + handler from the dry-run folder, research-only
     licence of m3e-small, Chinese protocol note, model-index from a top-level NER metrics.json."""
-    from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
+    from conftest import biased_bert_crf_model
+
     from modeling_ade.metrics import ner_scores_from_tags
 
-    labels = ["O", "B-BODY", "I-BODY", "B-SYMP", "I-SYMP"]
-    torch.manual_seed(0)
-    config = BertCrfConfig(
-        encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size),
-        id2label=dict(enumerate(labels)),
-        special_token_ids=[i for i in minilm_tokenizer.all_special_ids if i != minilm_tokenizer.unk_token_id],
-    )
-    model = BertCrfForTokenClassification(config).eval()
-    with torch.no_grad():  # entity tags likely, so the comparison below compares entities
-        model.classifier.bias.copy_(torch.tensor([0.0, 2.0, 2.5, 1.0, 1.5]))
+    model = biased_bert_crf_model(minilm_tokenizer)  # entity tags likely, so the comparison compares entities
     out = tmp_path / "ner"
     model.save_pretrained(out)
     minilm_tokenizer.save_pretrained(out)

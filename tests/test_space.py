@@ -140,22 +140,10 @@ def test_app_shows_typed_entities_of_a_bert_crf_model(minilm_tokenizer, tmp_path
     """The Chinese kind: a token-classification model gets its entities by type and no relation table."""
     import importlib.util
 
-    import torch
-    from conftest import tiny_encoder_config
+    from conftest import biased_bert_crf_model
     from transformers import pipeline
 
-    from modeling_ade import BertCrfConfig, BertCrfForTokenClassification
-
-    labels = ["O", "B-BODY", "I-BODY", "B-SYMP", "I-SYMP"]
-    torch.manual_seed(0)
-    config = BertCrfConfig(
-        encoder_config=tiny_encoder_config(minilm_tokenizer.vocab_size),
-        id2label=dict(enumerate(labels)),
-        special_token_ids=[i for i in minilm_tokenizer.all_special_ids if i != minilm_tokenizer.unk_token_id],
-    )
-    model = BertCrfForTokenClassification(config).eval()
-    with torch.no_grad():  # entity tags likely
-        model.classifier.bias.copy_(torch.tensor([0.0, 2.0, 2.5, 1.0, 1.5]))
+    model = biased_bert_crf_model(minilm_tokenizer)
     out = tmp_path / "ner"
     model.save_pretrained(out)
     minilm_tokenizer.save_pretrained(out)
