@@ -202,6 +202,11 @@ def build_space_upload(args, scratch: Path) -> tuple[Manifest, str]:
     and a README with the Space's metadata."""
     from huggingface_hub import SpaceCard, SpaceCardData
 
+    if args.model_repo.count("/") != 1 or Path(args.model_repo).exists():
+        raise PackagingError(
+            f"MODEL_REPO {args.model_repo!r}: a Space loads its model from the Hub, so give its Hub id, USER/NAME "
+            "(upload a folder first with `push_to_hub.py model`)"
+        )
     revision = model_revision(args.model_repo, args.model_revision)
     app = SPACE_APP.read_text(encoding="utf-8")
     pins = {

@@ -49,10 +49,8 @@ DESCRIPTION = (
 )
 
 
-HEALTHNER_TRAIN_SPLITS = (
-    "train",
-    "train+dev",
-)  # train+dev: the final model, retrained on every labelled sentence
+# train+dev: the final model, retrained on every labelled sentence
+HEALTHNER_TRAIN_SPLITS = ("train", "train+dev")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -114,7 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--model is required (a train.py output folder or a Hub model id)")
     if args.revision is None and args.model == MODEL_REPO:
         args.revision = MODEL_REVISION
-    kind, extractor, language = load(args.model, args.revision)
+    try:
+        kind, extractor, language = load(args.model, args.revision)
+    except (
+        OSError,
+        ValueError,
+    ) as err:  # no such folder or repo, not a model, no network: one line, no traceback
+        parser.error(f"--model {args.model}: cannot load the model: {str(err).splitlines()[0]}")
     title = f"{args.model.rstrip('/')}: " + ("entities and relations" if kind == "relations" else "entities")
     build(kind, extractor, language, title).launch(server_name=args.host, server_port=args.port)
 
