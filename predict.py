@@ -207,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights and activations of the model: bfloat16 / float16 for a GPU (scores are computed in float32 "
         "either way) (default: float32)",
     )
+    parser.add_argument(
+        "--onnx",
+        choices=["fp32", "int8"],
+        default=None,
+        help="run the encoder on ONNX Runtime, from the model's onnx/ folder (written by python -m "
+        "modeling_ade.export MODEL [--int8]; needs pip install 'modeling-ade[onnx]'): fp32 gives the same "
+        "entities and relations as PyTorch, int8 is faster and close (default: PyTorch)",
+    )
     bulk = parser.add_argument_group("literature scale (--output-dir)")
     bulk.add_argument(
         "--id-column",
@@ -301,6 +309,22 @@ def load_extractor(args):
     except ImportError:
         AdeExtractionPipeline = None
     model = args.model
+    if args.onnx and (Path(args.model) / "adapter_config.json").is_file():
+        raise InputError(
+            f"--onnx: {args.model} is a LoRA adapter; python -m modeling_ade.export {args.model} --output OUT "
+            "merges it into its base and exports it: then give --model OUT"
+        )
+    if args.onnx and Path(args.model).is_dir():
+        from modeling_ade.hub.onnx_encoder import onnx_file
+
+        if not (Path(args.model) / onnx_file(args.onnx)).is_file():
+            flag = " --int8" if args.onnx == "int8" else ""
+            raise InputError(
+                f"--onnx {args.onnx}: {args.model} has no {onnx_file(args.onnx)}: write it with "
+                f"python -m modeling_ade.export {args.model}{flag}"
+            )
+    if args.onnx and args.dtype != "float32":
+        raise InputError(f"--onnx {args.onnx} runs in its own precision: leave out --dtype {args.dtype}")
     if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
         from modeling_ade.artifacts import load_trained
 
@@ -313,7 +337,10 @@ def load_extractor(args):
             tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
             pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
             trust_remote_code=args.trust_remote_code,
+            model_kwargs={"onnx": args.onnx} if args.onnx else None,
         )
+    except ImportError as err:  # onnxruntime is not installed
+        raise InputError(f"--onnx {args.onnx}: {err}") from None
     except OSError as err:  # a Hub id that cannot be reached or has no model files
         raise InputError(f"--model {args.model}: cannot load the model: {str(err).splitlines()[0]}") from None
 
@@ -350,6 +377,7 @@ def run_bulk(args, argv: list[str]) -> int:
         dataset_config=args.dataset_config,
         dataset_split=args.dataset_split,
         dtype=args.dtype,
+        onnx=args.onnx,
     )
     try:
         check_model(args)

@@ -138,6 +138,11 @@ def model_manifest(folder: Path) -> Manifest:
         missing.append("the tokenizer (tokenizer_config.json and tokenizer.json or a vocabulary file)")
     manifest.update({n: folder / n for n in tokenizer})
     manifest.update({n: folder / n for n in RUN_FILES if (folder / n).is_file()})
+    from modeling_ade.hub.onnx_encoder import ONNX_FILES, ONNX_FOLDER
+
+    for name in ONNX_FILES.values():  # the ONNX encoders of python -m modeling_ade.export, when written
+        if (folder / ONNX_FOLDER / name).is_file():
+            manifest[f"{ONNX_FOLDER}/{name}"] = folder / ONNX_FOLDER / name
     if missing:
         folds = sorted(p.parent.name for p in folder.glob("fold_*/config.json"))
         hint = (
@@ -157,14 +162,16 @@ def model_manifest(folder: Path) -> Manifest:
     return manifest
 
 
-def requirements_txt(config: dict) -> bytes:
+def requirements_txt(config: dict, onnx: bool = False) -> bytes:
     """``requirements.txt`` for an Inference Endpoint: the transformers major version the model was saved with,
-    and the sentence splitter of the ``ade-extraction`` pipeline."""
+    the sentence splitter of the ``ade-extraction`` pipeline and, for a model with an ONNX encoder, ONNX Runtime
+    (the handler uses it when ``MODELING_ADE_ONNX`` is set)."""
     major = int(str(config.get("transformers_version", "5")).split(".")[0])
     splitter = "sentencex>=1.0.32\n" if "ade-extraction" in (config.get("custom_pipelines") or {}) else ""
+    runtime = "onnxruntime>=1.20\n" if onnx else ""
     return (
         "# Installed by Inference Endpoints on top of the container; handler.py needs only these.\n"
-        f"transformers>={major}.0,<{major + 1}\ntorch>=2.6\n{splitter}"
+        f"transformers>={major}.0,<{major + 1}\ntorch>=2.6\n{splitter}{runtime}"
     ).encode()
 
 
@@ -298,7 +305,9 @@ def build_model_upload(args, scratch: Path) -> tuple[Manifest, str]:
         import modeling_ade.endpoint_handler as handler
 
         manifest["handler.py"] = Path(handler.__file__).read_bytes()
-        manifest["requirements.txt"] = requirements_txt(run.config)
+        manifest["requirements.txt"] = requirements_txt(
+            run.config, onnx=any(name.endswith(".onnx") for name in manifest)
+        )
     kind = "adapter" if run.is_adapter else (run.model_type or "model")
     return manifest, f"Upload {kind} from {folder.name} with modeling-ade push_to_hub.py"
 

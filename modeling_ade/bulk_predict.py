@@ -166,6 +166,7 @@ class BulkSettings:
     dataset_config: str | None
     dataset_split: str
     dtype: str = "float32"  # the model's weights and activations: scores differ slightly between dtypes
+    onnx: str | None = None  # the encoder on ONNX Runtime ("fp32" / "int8"), else PyTorch
 
     @property
     def columns(self) -> Columns:
@@ -180,13 +181,19 @@ class BulkSettings:
         return options
 
 
-def model_fingerprint(model: str) -> dict[str, str]:
-    """The model folder (or Hub id) and a SHA-256 over its weight and config files."""
+def model_fingerprint(model: str, onnx: str | None = None) -> dict[str, str]:
+    """The model folder (or Hub id) and a SHA-256 over its weight and config files (and the ONNX encoder that
+    ``onnx`` names, ``onnx/encoder.onnx`` or ``onnx/encoder_int8.onnx``)."""
+    from .hub.onnx_encoder import onnx_file
+
     folder = Path(model)
     digest = hashlib.sha256()
     if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.suffix in {".safetensors", ".bin", ".json"} and path.name not in {"metrics.json"}:
+        files = sorted(folder.iterdir()) + ([folder / onnx_file(onnx)] if onnx else [])
+        for path in files:
+            if path.suffix in {".safetensors", ".bin", ".json", ".onnx"} and path.name not in {
+                "metrics.json"
+            }:
                 digest.update(path.name.encode())
                 with path.open("rb") as handle:
                     for block in iter(lambda h=handle: h.read(1 << 20), b""):
@@ -215,6 +222,8 @@ def prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
         old = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(old.get("settings"), dict):  # a job started before --dtype existed ran in float32
             old["settings"].setdefault("dtype", "float32")
+            old["settings"].setdefault("onnx", None)  # ... and before --onnx, on PyTorch
+        differs = []  # every part that differs, named: --onnx changes the settings and the model's hash
         for key, what in (
             ("model", "model"),
             ("inputs", "inputs"),
@@ -229,10 +238,13 @@ def prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
                         for k in sorted(set(before) | set(now))
                         if before.get(k) != now.get(k)
                     )
-                raise BulkRunError(
-                    f"{out} holds a job with other {what} ({key} in {path} differs): give another --output-dir, "
-                    "or --overwrite to start afresh (its parts are deleted)"
-                )
+                differs.append((what, key))
+        if differs:
+            raise BulkRunError(
+                f"{out} holds a job with other {' and '.join(w for w, _ in differs)} "
+                f"({'; '.join(k for _, k in differs)} in {path} differs): give another --output-dir, "
+                "or --overwrite to start afresh (its parts are deleted)"
+            )
         return old.get("status") == "finished"
     if overwrite and out.exists():
         for sub in ("parts", "chunks"):
@@ -373,7 +385,7 @@ def run_job(
     units = plan_units(inputs, settings.chunk_bytes, settings.dataset_config, settings.dataset_split)
     manifest = {
         "version": MANIFEST_VERSION,
-        "model": model_fingerprint(model),
+        "model": model_fingerprint(model, settings.onnx),
         "inputs": list(inputs),
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
         "units": [asdict(u) for u in units],

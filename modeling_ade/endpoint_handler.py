@@ -10,10 +10,15 @@ import graph and must stay self-contained).
 Task: the custom pipeline saved with the model (``config.custom_pipelines``, e.g. ``ade-extraction``), else
 ``token-classification`` with ``aggregation_strategy="simple"`` (entity groups, as the Hub's own API does);
 ``parameters`` override these defaults and go to the pipeline call.
+
+With the environment variable ``MODELING_ADE_ONNX=fp32`` or ``int8`` (an endpoint setting) the model's encoder runs
+on ONNX Runtime, from the ``onnx/`` files ``python -m modeling_ade.export`` wrote into the repository (the
+``requirements.txt`` of such a repository adds ``onnxruntime``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -46,7 +51,14 @@ class EndpointHandler:
         self.task = next(iter(custom), "token-classification")
         self.default_parameters = {} if custom else {"aggregation_strategy": "simple"}
         device = 0 if torch.cuda.is_available() else "cpu"
-        self.pipeline = pipeline(self.task, model=path, trust_remote_code=True, device=device)
+        onnx = os.environ.get("MODELING_ADE_ONNX") or None
+        self.pipeline = pipeline(
+            self.task,
+            model=path,
+            trust_remote_code=True,
+            device=device,
+            model_kwargs={"onnx": onnx} if onnx else None,
+        )
 
     def __call__(self, data: dict[str, Any]) -> list | dict:
         if not isinstance(data, dict) or "inputs" not in data:

@@ -312,17 +312,12 @@ def make_collator(pad_token_id: int, model, **training) -> AdeCollator:
     )
 
 
-def evaluate_fold(
-    accelerator, model, tokenizer, features: list[dict], test_records, num_negatives: int, batch_size: int
-) -> dict:
-    """Strict metrics on the test part and the ``real_text`` block.
-
-    ``features`` encode the test records followed by the ``num_negatives`` held-out negative sentences
-    (:func:`encode_records`); ``model`` may be prepared. Returns :func:`compute_ade_metrics`' blocks plus
-    ``real_text`` (:func:`modeling_ade.metrics.real_text_metrics`): the test records with a relation are the
-    positives, the test records without one and the held-out negatives the negatives (no block without any)."""
+def fold_predictions(
+    accelerator, model, tokenizer, features: list[dict], batch_size: int
+) -> tuple[list[dict], list[dict]]:
+    """:func:`predict` over ``features`` in batches of similar length: (end-to-end predictions, relation
+    predictions on gold entities), in feature order. ``model`` may be prepared."""
     unwrapped = accelerator.unwrap_model(model)
-    config = unwrapped.config
     collator = make_collator(tokenizer.pad_token_id, unwrapped)
 
     def collate_with_index(batch):  # the index finds each sentence's gold data and offsets again
@@ -332,10 +327,19 @@ def evaluate_fold(
     loader = accelerator.prepare(
         DataLoader([features[i] for i in order], batch_size=batch_size, collate_fn=collate_with_index)
     )
-    predictions, gold_entity_predictions = predict(accelerator, model, loader, features, config)
+    return predict(accelerator, model, loader, features, unwrapped.config)
+
+
+def score_fold(
+    test_records, num_negatives: int, predictions: list[dict], gold_entity_predictions: list[dict], config
+) -> dict:
+    """Strict metrics on the test part and the ``real_text`` block, from :func:`fold_predictions` over the test
+    records followed by ``num_negatives`` held-out negative sentences. Returns :func:`compute_ade_metrics`' blocks
+    plus ``real_text`` (:func:`modeling_ade.metrics.real_text_metrics`): the test records with a relation are the
+    positives, the test records without one and the held-out negatives the negatives (no block without any)."""
     n_test = len(test_records)
-    if len(features) != n_test + num_negatives:
-        raise ValueError(f"expected {n_test} + {num_negatives} features, got {len(features)}")
+    if len(predictions) != n_test + num_negatives:
+        raise ValueError(f"expected {n_test} + {num_negatives} predictions, got {len(predictions)}")
     metrics = compute_ade_metrics(
         [gold_doc(r, config.symmetric_relations) for r in test_records],
         predictions[:n_test],
@@ -348,6 +352,16 @@ def evaluate_fold(
             [True] * sum(positive), [p for p, keep in zip(predictions, positive) if keep], negatives
         )
     return metrics
+
+
+def evaluate_fold(
+    accelerator, model, tokenizer, features: list[dict], test_records, num_negatives: int, batch_size: int
+) -> dict:
+    """:func:`score_fold` of :func:`fold_predictions`: ``features`` encode the test records followed by the
+    ``num_negatives`` held-out negative sentences (:func:`encode_records`); ``model`` may be prepared."""
+    predictions, on_gold = fold_predictions(accelerator, model, tokenizer, features, batch_size)
+    config = accelerator.unwrap_model(model).config
+    return score_fold(test_records, num_negatives, predictions, on_gold, config)
 
 
 def run_fold(settings: JointSettings, fold: FoldData) -> dict:

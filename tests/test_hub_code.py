@@ -18,7 +18,7 @@ from modeling_ade import (
 
 HUB = Path(modeling_ade.hub.__file__).parent
 HUB_FILES = sorted(p.name for p in HUB.glob("*.py") if p.name != "__init__.py")
-OPTIONAL = {"sentencex"}  # imported inside a function, only when a document is split into sentences
+OPTIONAL = {"sentencex", "onnxruntime"}  # inside a function: when a document is split; when onnx=... is asked
 """Third-party modules Hub code may import lazily; each is named in the importing file's docstring."""
 
 

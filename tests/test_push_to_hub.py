@@ -142,6 +142,7 @@ def test_dry_run_folder_is_what_the_hub_gets(dry_run, model_out):
             "metrics.json",
             "model.safetensors",
             "modeling_joint_ner_re.py",
+            "onnx_encoder.py",
             "pipeline_ade_extraction.py",
             "requirements.txt",
             "tokenizer.json",

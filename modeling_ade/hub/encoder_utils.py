@@ -94,3 +94,58 @@ class EncoderModelMixin:
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, onnx: str | None = None, **kwargs):
+        """``PreTrainedModel.from_pretrained``, plus ``onnx="fp32" | "int8"``: run the encoder on ONNX Runtime from
+        the model's ``onnx/`` files (:meth:`use_onnx`)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if onnx is not None:
+            hub = {
+                k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs
+            }
+            model.use_onnx(onnx, source=str(pretrained_model_name_or_path), **hub)
+        return model
+
+    def use_onnx(
+        self, variant: str = "fp32", source: str | None = None, threads: int | None = None, **hub
+    ) -> None:
+        """Replace the PyTorch encoder by its ONNX export (``onnx/encoder.onnx``, or ``onnx/encoder_int8.onnx`` for
+        ``"int8"``) from ``source`` (a model folder or Hub id; default: where the model was loaded from). For
+        inference only; such a model cannot be saved (load it without ``onnx`` to save or train it).
+
+        Raises:
+            FileNotFoundError: the model has no such export (``python -m modeling_ade.export DIR [--int8]`` writes it).
+        """
+        import os
+
+        from transformers.utils import cached_file
+
+        from .onnx_encoder import OnnxEncoder, onnx_file
+
+        source = source or self.name_or_path
+        filename = onnx_file(variant)
+        if os.path.isdir(source):
+            path = os.path.join(source, filename)
+            found = os.path.isfile(path)
+        else:
+            path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False, **hub)
+            found = path is not None
+        if not found:
+            flag = " --int8" if variant == "int8" else ""
+            raise FileNotFoundError(
+                f"{source} has no {filename}: write it with `python -m modeling_ade.export DIR{flag}` "
+                "(modeling_ade), or load the model without onnx=..."
+            )
+        self.encoder = OnnxEncoder(path, threads=threads)
+        self.eval()
+
+    def save_pretrained(self, *args, **kwargs):
+        from .onnx_encoder import OnnxEncoder
+
+        if isinstance(self.encoder, OnnxEncoder):
+            raise ValueError(
+                "this model runs its encoder on ONNX Runtime (onnx=...) and holds no encoder weights: load it "
+                "without onnx=... to save it"
+            )
+        return super().save_pretrained(*args, **kwargs)
