@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale | bulk). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale | bulk | onnx). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -49,4 +49,15 @@ if [[ $which == all || $which == bulk ]]; then
   echo "== predict.py --output-dir: 1 vs 2 processes, the single-file path, memory growth (BENCHMARKS 9) =="
   test -f "$OUT/ade_fold0/config.json" || BENCH=ade bash benchmarks/run_all.sh
   $PY benchmarks/bench_bulk.py --model "$OUT/ade_fold0" --out "$OUT/bulk" | tee "$OUT/bulk.md"
+fi
+
+if [[ $which == all || $which == onnx ]]; then
+  echo "== ONNX Runtime fp32 / int8 against PyTorch: equivalence and speed (one thread; BENCHMARKS 11) =="
+  test -f "$OUT/ade_fold0/config.json" || BENCH=ade bash benchmarks/run_all.sh
+  if [[ ! -f "$OUT/ner_recipe/config.json" ]]; then  # the HealthNER recipe of BENCHMARKS 10.3, trained on train
+    $PY train.py ner --output-dir "$OUT/ner_recipe" --learning-rate 1e-4 --epochs 5 --layer-decay 1.0 \
+      --report-to none --overwrite-output-dir 2>&1 | grep -v "it/s\]" | tail -n 20
+  fi
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $PY benchmarks/bench_onnx.py \
+    --ade-model "$OUT/ade_fold0" --ner-model "$OUT/ner_recipe" --work "$OUT/onnx" --threads 1 --output "$OUT/onnx.json"
 fi
