@@ -360,6 +360,7 @@ def run_ours(args, model_path: str, num_sentences: int, workdir: Path, tag: str)
         str(num_sentences),
         "--max-eval-samples",
         "8",
+        "--no-negatives",  # the same sentences as the stock runs (by default each epoch adds as many negatives)
         "--epochs",
         "1",
         "--batch-size",

@@ -4,7 +4,7 @@ Every training task builds its optimizer the same way::
 
     groups = build_param_groups(model, learning_rate=4e-5, weight_decay=0.01, layer_decay=1 / 1.2)
     logger.info("parameter groups:\\n%s", describe_param_groups(groups))
-    optimizer = torch.optim.AdamW(groups)
+    optimizer = torch.optim.AdamW(groups, fused=True)
     scheduler = build_scheduler(optimizer, total_steps=n, warmup_steps=w, schedule="linear")
 
 The task models keep their pre-trained encoder (built with ``AutoModel``) at the attribute ``encoder``;

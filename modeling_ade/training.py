@@ -135,7 +135,10 @@ def make_optimizer(
     )
     if accelerator.is_main_process:
         logger.info("parameter groups:\n" + describe_param_groups(groups))
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    # fused: one kernel for every parameter (what the stock Trainer's default adamw_torch_fused does); 6x faster
+    # per step than the for-each loop on one CPU thread (BENCHMARKS 11.3), same update up to rounding
+    fused = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, fused=fused)
     warmup = resolve_warmup_steps(num_training_steps, settings.warmup_steps, settings.warmup_ratio)
     # `accelerator.prepare` makes the scheduler step `num_processes` times per optimizer step (it assumes a
     # schedule counted in single-process steps), so count the schedule in those units.
