@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the measurements behind BENCHMARKS.md. Long on 2 CPU cores (about an hour in all);
-# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale | bulk | onnx). Results go to runs/bench/.
+# pick one with `make bench BENCH=crf` (crf | crf-step | ade | ade-real-text | splitters | ner-ablation | scale | bulk | onnx | ner-train). Results go to runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -60,4 +60,10 @@ if [[ $which == all || $which == onnx ]]; then
   fi
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $PY benchmarks/bench_onnx.py \
     --ade-model "$OUT/ade_fold0" --ner-model "$OUT/ner_recipe" --work "$OUT/onnx" --threads 1 --output "$OUT/onnx.json"
+fi
+
+if [[ $which == all || $which == ner-train ]]; then
+  echo "== BERT-CRF training against the stock Trainer with length grouping (one thread; BENCHMARKS 11.4) =="
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $PY benchmarks/bench_ner_train.py --threads 1 \
+    --output "$OUT/ner_train.json"
 fi

@@ -1,5 +1,6 @@
 """The README's first hour, as a newcomer follows it: `make demo`'s script (with a tiny model), then every command
-of "3. Use your model" exactly as the README prints it, only with the demo folder moved to a temporary one."""
+of "3. Use your model" and of the ONNX section exactly as the README prints them, only with the demo folder moved
+to a temporary one."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = "--num-hidden-layers 1 --max-train-samples 48 --max-eval-samples 24 --batch-size 8"
 
 
-def use_your_model_commands() -> list[str]:
-    """The shell lines of the README's "3. Use your model" block."""
+def readme_block(heading: str) -> list[str]:
+    """The shell lines of the first ``bash`` block after ``heading`` in the README."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("**3. Use your model**", 1)[1]
+    section = readme.split(heading, 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def use_your_model_commands() -> list[str]:
+    """The README's "3. Use your model" block."""
+    return readme_block("**3. Use your model**")
 
 
 @pytest.mark.data
@@ -84,3 +90,15 @@ def test_demo_then_every_use_command_runs_as_written(tmp_path, ade_data_dir, hea
             assert len(rows) == 3 and (tmp_path / "notes.html").is_file()
         else:  # the stranger's pipeline prints its result
             assert re.search(r"'entities': \[", result.stdout), result.stdout[-2000:]
+    # then the ONNX section's commands on the same model: export, and predict.py on the int8 encoder
+    onnx_commands = readme_block("### Fast CPU inference: ONNX Runtime")
+    assert len(onnx_commands) == 2 and all("runs/demo/model" in c for c in onnx_commands)
+    for command in onnx_commands:
+        args = shlex.split(command.split("  #", 1)[0])
+        if not (tmp_path / ".venv").exists():
+            args[0] = sys.executable
+        result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (command, result.stderr[-3000:])
+    assert (model / "onnx" / "encoder_int8.onnx").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "notes.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all({"entities", "relations"} <= set(row) for row in rows)
