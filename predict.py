@@ -314,17 +314,21 @@ def load_extractor(args):
             f"--onnx: {args.model} is a LoRA adapter; python -m modeling_ade.export {args.model} --output OUT "
             "merges it into its base and exports it: then give --model OUT"
         )
-    if args.onnx and Path(args.model).is_dir():
-        from modeling_ade.hub.onnx_encoder import onnx_file
-
-        if not (Path(args.model) / onnx_file(args.onnx)).is_file():
-            flag = " --int8" if args.onnx == "int8" else ""
-            raise InputError(
-                f"--onnx {args.onnx}: {args.model} has no {onnx_file(args.onnx)}: write it with "
-                f"python -m modeling_ade.export {args.model}{flag}"
-            )
     if args.onnx and args.dtype != "float32":
         raise InputError(f"--onnx {args.onnx} runs in its own precision: leave out --dtype {args.dtype}")
+    if args.onnx:  # loaded here, so that a missing or stale export is named in one line
+        from transformers import AutoModel
+
+        try:
+            model = AutoModel.from_pretrained(
+                args.model, trust_remote_code=args.trust_remote_code, onnx=args.onnx
+            ).eval()
+        except (FileNotFoundError, ValueError, ImportError) as err:  # no export, a stale one, no onnxruntime
+            raise InputError(f"--onnx {args.onnx}: {str(err).splitlines()[0]}") from None
+        except OSError as err:  # a Hub id that cannot be reached or has no model files
+            raise InputError(
+                f"--model {args.model}: cannot load the model: {str(err).splitlines()[0]}"
+            ) from None
     if (Path(args.model) / "adapter_config.json").is_file():  # a LoRA run's folder: rebuilt and merged
         from modeling_ade.artifacts import load_trained
 
@@ -337,10 +341,9 @@ def load_extractor(args):
             tokenizer=None if model is args.model else AutoTokenizer.from_pretrained(args.model),
             pipeline_class=None if args.trust_remote_code else AdeExtractionPipeline,
             trust_remote_code=args.trust_remote_code,
-            model_kwargs={"onnx": args.onnx} if args.onnx else None,
         )
-    except ImportError as err:  # onnxruntime is not installed
-        raise InputError(f"--onnx {args.onnx}: {err}") from None
+    except ImportError as err:  # a package the model's own code needs
+        raise InputError(f"--model {args.model}: {str(err).splitlines()[0]}") from None
     except OSError as err:  # a Hub id that cannot be reached or has no model files
         raise InputError(f"--model {args.model}: cannot load the model: {str(err).splitlines()[0]}") from None
 

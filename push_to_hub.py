@@ -138,11 +138,7 @@ def model_manifest(folder: Path) -> Manifest:
         missing.append("the tokenizer (tokenizer_config.json and tokenizer.json or a vocabulary file)")
     manifest.update({n: folder / n for n in tokenizer})
     manifest.update({n: folder / n for n in RUN_FILES if (folder / n).is_file()})
-    from modeling_ade.hub.onnx_encoder import ONNX_FILES, ONNX_FOLDER
-
-    for name in ONNX_FILES.values():  # the ONNX encoders of python -m modeling_ade.export, when written
-        if (folder / ONNX_FOLDER / name).is_file():
-            manifest[f"{ONNX_FOLDER}/{name}"] = folder / ONNX_FOLDER / name
+    manifest.update(onnx_manifest(folder))
     if missing:
         folds = sorted(p.parent.name for p in folder.glob("fold_*/config.json"))
         hint = (
@@ -160,6 +156,31 @@ def model_manifest(folder: Path) -> Manifest:
     if left_out:
         logger.info(f"not uploaded from {folder}: {', '.join(left_out)}")
     return manifest
+
+
+def onnx_manifest(folder: Path) -> Manifest:
+    """The ONNX encoders ``python -m modeling_ade.export`` wrote into ``folder`` (none: ``{}``), with their record.
+
+    Raises :class:`PackagingError` when they were traced from other encoder weights than the folder's (the model was
+    trained again into the same folder): they would give the new heads an old encoder."""
+    from modeling_ade.hub.onnx_encoder import EXPORT_RECORD, ONNX_FILES, ONNX_FOLDER, encoder_fingerprint
+
+    found = [name for name in ONNX_FILES.values() if (folder / ONNX_FOLDER / name).is_file()]
+    if not found:
+        return {}
+    record_path = folder / ONNX_FOLDER / EXPORT_RECORD
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    if (folder / WEIGHTS).is_file():
+        from safetensors.torch import load_file
+
+        prefix = "encoder."
+        state = {k[len(prefix) :]: v for k, v in load_file(folder / WEIGHTS).items() if k.startswith(prefix)}
+        if record.get("encoder_sha256") != encoder_fingerprint(state):
+            raise PackagingError(
+                f"{folder / ONNX_FOLDER} was exported from other encoder weights than {folder / WEIGHTS}: export "
+                f"again (python -m modeling_ade.export {folder}) or delete {folder / ONNX_FOLDER}"
+            )
+    return {f"{ONNX_FOLDER}/{name}": folder / ONNX_FOLDER / name for name in [*found, EXPORT_RECORD]}
 
 
 def requirements_txt(config: dict, onnx: bool = False) -> bytes:

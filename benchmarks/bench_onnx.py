@@ -1,6 +1,6 @@
 """ONNX Runtime against PyTorch: equivalence of the predictions and inference speed (issue 17, BENCHMARKS 11).
 
-    .venv/bin/python benchmarks/bench_onnx.py --ade-model runs/bench/ade_fold0 --ner-model runs/bench/ner \\
+    .venv/bin/python benchmarks/bench_onnx.py --ade-model runs/bench/ade_fold0 --ner-model runs/bench/ner_recipe \\
         --threads 1 --output runs/bench/onnx.json
 
 Both models are exported into ``--work`` (copies: the given folders are not touched), fp32 and int8.
@@ -41,12 +41,11 @@ def name(backend: str | None) -> str:
 
 
 def exported(folder: Path, work: Path) -> Path:
-    """A copy of ``folder`` with its ONNX encoders (fp32, int8), made once under ``work``."""
+    """A copy of ``folder`` with its ONNX encoders (fp32, int8) under ``work``."""
     from modeling_ade.export import export
 
     target = work / folder.name
-    if not (target / "onnx" / "encoder_int8.onnx").is_file():
-        export(folder, int8=True, output=target)
+    export(folder, int8=True, output=target)  # again each time: a copy made from older weights is never reused
     return target
 
 

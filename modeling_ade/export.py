@@ -19,6 +19,7 @@ one traced must match PyTorch's (float32: within ``FP32_TOLERANCE``), else nothi
 from __future__ import annotations
 
 import argparse
+import json
 import logging as std_logging
 import shutil
 import sys
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from .hub.onnx_encoder import ONNX_FILES, ONNX_FOLDER, OnnxEncoder
+from .hub.onnx_encoder import EXPORT_RECORD, ONNX_FILES, ONNX_FOLDER, OnnxEncoder, encoder_fingerprint
 
 logger = logging.get_logger("modeling_ade.export")
 
@@ -127,11 +128,11 @@ def max_difference(encoder: nn.Module, path: Path) -> float:
     """Largest absolute difference between PyTorch's and the ONNX file's hidden states, at real tokens, on a batch
     whose shapes differ from the traced one."""
     batch = sample_batch(encoder, [19, 3, 11, 19, 6], seed=1)
-    mask = batch["attention_mask"].bool().unsqueeze(-1)
+    mask = batch["attention_mask"].bool().unsqueeze(-1)  # shape: (B, T, 1)
     with torch.no_grad():
         expected = encoder(**{n: batch[n] for n in encoder_input_names(encoder)}).last_hidden_state
         got = OnnxEncoder(path, run_cost=0)(**batch).last_hidden_state
-    return float(((expected - got).abs() * mask).max())
+    return float((expected - got).abs()[mask.squeeze(-1)].max())  # NaN anywhere real gives NaN
 
 
 def load_for_export(folder: Path, output: Path | None) -> tuple[nn.Module, Path]:
@@ -161,7 +162,15 @@ def load_for_export(folder: Path, output: Path | None) -> tuple[nn.Module, Path]
             if path.is_file():
                 shutil.copy2(path, output / path.name)
         folder = output
-    return load_trained(folder), folder
+    try:
+        model = load_trained(folder)
+    except (OSError, ValueError, KeyError) as err:
+        raise ExportError(f"{folder}: cannot load the model: {str(err).splitlines()[0]}") from None
+    if not hasattr(model, "use_onnx"):
+        raise ExportError(
+            f"{folder} holds a {type(model).__name__}, not a modeling_ade task model (train.py ade, joint or ner)"
+        )
+    return model, folder
 
 
 def refresh_code(model: nn.Module, folder: Path) -> list[str]:
@@ -190,27 +199,54 @@ def export(folder: Path, int8: bool = False, output: Path | None = None) -> list
     model, folder = load_for_export(folder, output)
     encoder = model.encoder
     target_dir = folder / ONNX_FOLDER
+    existed = target_dir.is_dir()
     target_dir.mkdir(exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory(dir=target_dir) as scratch:  # renamed into place only once checked
-        fp32 = Path(scratch) / ONNX_FILES["fp32"]
-        logger.warning(f"exporting the encoder of {folder} to ONNX")
-        export_encoder(encoder, fp32)
-        difference = max_difference(encoder, fp32)
-        if difference > FP32_TOLERANCE:
-            raise ExportError(
-                f"the ONNX encoder differs from PyTorch by up to {difference:.2e} (allowed {FP32_TOLERANCE:g}): "
-                "nothing was written"
+    try:
+        with tempfile.TemporaryDirectory(dir=target_dir) as scratch:  # renamed into place only once checked
+            fp32 = Path(scratch) / ONNX_FILES["fp32"]
+            logger.warning(f"exporting the encoder of {folder} to ONNX")
+            export_encoder(encoder, fp32)
+            difference = max_difference(encoder, fp32)
+            if not difference <= FP32_TOLERANCE:  # NaN fails too
+                raise ExportError(
+                    f"the ONNX encoder differs from PyTorch by up to {difference:.2e} (allowed {FP32_TOLERANCE:g}): "
+                    "nothing was written"
+                )
+            files = [fp32]
+            if int8:
+                quantized = Path(scratch) / ONNX_FILES["int8"]
+                quantize_int8(fp32, quantized)
+                files.append(quantized)
+                logger.warning(
+                    f"int8: hidden states within {max_difference(encoder, quantized):.3f} of float32"
+                )
+            record = Path(scratch) / EXPORT_RECORD
+            record.write_text(
+                json.dumps(
+                    {
+                        "encoder_sha256": encoder_fingerprint(encoder.state_dict()),
+                        "files": [path.name for path in files],
+                        "int8": "quantize_dynamic, int8 weights per channel, MatMul only" if int8 else None,
+                    },
+                    indent=1,
+                )
+                + "\n",
+                encoding="utf-8",
             )
-        files = [fp32]
-        if int8:
-            quantized = Path(scratch) / ONNX_FILES["int8"]
-            quantize_int8(fp32, quantized)
-            files.append(quantized)
-            logger.warning(f"int8: hidden states within {max_difference(encoder, quantized):.3f} of float32")
-        for path in files:
-            path.replace(target_dir / path.name)
-            written.append(target_dir / path.name)
+            for name in set(ONNX_FILES.values()) - {
+                path.name for path in files
+            }:  # an older export of the other kind
+                if (target_dir / name).is_file():
+                    (target_dir / name).unlink()
+                    logger.warning(f"removed {target_dir / name}: exported from the model as it was before")
+            for path in [*files, record]:
+                path.replace(target_dir / path.name)
+                written.append(target_dir / path.name)
+    except BaseException:
+        if not existed and not any(target_dir.iterdir()):
+            target_dir.rmdir()
+        raise
     changed = refresh_code(model, folder)
     if changed:
         logger.warning(f"updated the model code in {folder}: {', '.join(changed)}")
@@ -259,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in written:
-        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+        if path.suffix == ".onnx":
+            print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 

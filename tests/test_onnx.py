@@ -85,6 +85,8 @@ def test_export_writes_both_encoders_and_keeps_the_weights(joint_dir):
     assert (joint_dir / "onnx" / "encoder.onnx").stat().st_size > 0
     assert (joint_dir / "onnx" / "encoder_int8.onnx").stat().st_size > 0
     assert (joint_dir / "onnx_encoder.py").is_file()  # the code that loads them ships with the model
+    record = json.loads((joint_dir / "onnx" / "export.json").read_text())
+    assert record["files"] == ["encoder.onnx", "encoder_int8.onnx"] and len(record["encoder_sha256"]) == 64
     assert not [p for p in (joint_dir / "onnx").iterdir() if p.is_dir()], "the scratch folder is left behind"
 
 
@@ -166,7 +168,8 @@ def test_bert_crf_token_classification_pipeline_on_onnx(crf_dir, backend):
         assert [[(e["entity"], e["start"], e["end"]) for e in r] for r in got] == [
             [(e["entity"], e["start"], e["end"]) for e in r] for r in expected
         ]
-    else:  # int8: the same output format
+    else:  # int8: entities in the same output format
+        assert sum(len(r) for r in got) > 0
         assert all(set(e) == set(expected[0][0]) for r in got for e in r)
 
 
@@ -230,6 +233,7 @@ def test_predict_onnx_writes_the_same_rows(tmp_path, joint_dir):
         )
         assert done.returncode == 0, done.stderr
         rows[backend] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows[None]) == len(rows["fp32"]) == len(TEXTS)
     for a, b in zip(rows[None], rows["fp32"]):
         assert [(e["type"], e["start"], e["end"]) for e in a["entities"]] == [
             (e["type"], e["start"], e["end"]) for e in b["entities"]
@@ -265,7 +269,49 @@ def test_push_to_hub_ships_the_onnx_files_and_onnxruntime(joint_dir):
     from push_to_hub import model_manifest, requirements_txt
 
     manifest = model_manifest(joint_dir)
-    assert {"onnx/encoder.onnx", "onnx/encoder_int8.onnx", "onnx_encoder.py"} <= set(manifest)
+    assert {"onnx/encoder.onnx", "onnx/encoder_int8.onnx", "onnx/export.json", "onnx_encoder.py"} <= set(
+        manifest
+    )
     config = json.loads((joint_dir / "config.json").read_text(encoding="utf-8"))
     assert b"onnxruntime" in requirements_txt(config, onnx=True)
     assert b"onnxruntime" not in requirements_txt(config)
+
+
+def test_endpoint_handler_runs_on_onnx_when_asked(joint_dir, monkeypatch):
+    from modeling_ade.endpoint_handler import EndpointHandler
+
+    expected = EndpointHandler(str(joint_dir))({"inputs": TEXTS[0]})
+    monkeypatch.setenv("MODELING_ADE_ONNX", "fp32")
+    handler = EndpointHandler(str(joint_dir))
+    assert type(handler.pipeline.model.encoder).__name__ == "OnnxEncoder"
+    got = handler({"inputs": TEXTS[0]})
+    assert [(e["type"], e["start"], e["end"]) for e in got["entities"]] == [
+        (e["type"], e["start"], e["end"]) for e in expected["entities"]
+    ]
+    assert len(got["relations"]) == len(expected["relations"])
+
+
+def test_an_export_of_other_weights_is_refused_everywhere(tmp_path, minilm_tokenizer):
+    """Trained again into the same folder after an export: loading, predict.py and push_to_hub.py all refuse the
+    old encoder; exporting again without --int8 removes the old int8 file."""
+    from push_to_hub import PackagingError, model_manifest
+
+    folder = tmp_path / "model"
+    model = biased_joint_model(minilm_tokenizer.vocab_size, seed=5)
+    pipeline("ade-extraction", model=model, tokenizer=minilm_tokenizer).save_pretrained(folder)
+    export(folder, int8=True)
+    retrained = biased_joint_model(minilm_tokenizer.vocab_size, seed=6)  # other encoder weights, same folder
+    pipeline("ade-extraction", model=retrained, tokenizer=minilm_tokenizer).save_pretrained(folder)
+    with pytest.raises(ValueError, match="export it again"):
+        JointNerReForAdeExtraction.from_pretrained(folder, onnx="int8")
+    with pytest.raises(PackagingError, match="other encoder weights"):
+        model_manifest(folder)
+    source = tmp_path / "notes.txt"
+    source.write_text(TEXTS[0] + "\n", encoding="utf-8")
+    done = run_predict(
+        str(source), "--model", str(folder), "--output", str(tmp_path / "o.jsonl"), "--onnx", "int8"
+    )
+    assert done.returncode == 2 and "export it again" in done.stderr and "Traceback" not in done.stderr
+    export(folder)  # fp32 only: the stale int8 file goes
+    assert not (folder / "onnx" / "encoder_int8.onnx").exists()
+    assert isinstance(JointNerReForAdeExtraction.from_pretrained(folder, onnx="fp32").encoder, OnnxEncoder)

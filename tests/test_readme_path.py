@@ -93,6 +93,7 @@ def test_demo_then_every_use_command_runs_as_written(tmp_path, ade_data_dir, hea
     # then the ONNX section's commands on the same model: export, and predict.py on the int8 encoder
     onnx_commands = readme_block("### Fast CPU inference: ONNX Runtime")
     assert len(onnx_commands) == 2 and all("runs/demo/model" in c for c in onnx_commands)
+    (tmp_path / "notes.jsonl").unlink()  # written again by the ONNX predict.py below
     for command in onnx_commands:
         args = shlex.split(command.split("  #", 1)[0])
         if not (tmp_path / ".venv").exists():

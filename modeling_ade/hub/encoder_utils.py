@@ -116,28 +116,42 @@ class EncoderModelMixin:
 
         Raises:
             FileNotFoundError: the model has no such export (``python -m modeling_ade.export DIR [--int8]`` writes it).
+            ValueError: the export was traced from other encoder weights than this model's (export it again).
         """
+        import json
         import os
 
         from transformers.utils import cached_file
 
-        from .onnx_encoder import OnnxEncoder, onnx_file
+        from .onnx_encoder import EXPORT_RECORD, ONNX_FOLDER, OnnxEncoder, encoder_fingerprint, onnx_file
 
         source = source or self.name_or_path
         filename = onnx_file(variant)
-        if os.path.isdir(source):
-            path = os.path.join(source, filename)
-            found = os.path.isfile(path)
-        else:
-            path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False, **hub)
-            found = path is not None
-        if not found:
-            flag = " --int8" if variant == "int8" else ""
+        flag = " --int8" if variant == "int8" else ""
+        paths = {}
+        for name in (filename, f"{ONNX_FOLDER}/{EXPORT_RECORD}"):
+            if os.path.isdir(source):
+                path = os.path.join(source, name)
+                paths[name] = path if os.path.isfile(path) else None
+            else:
+                paths[name] = cached_file(source, name, _raise_exceptions_for_missing_entries=False, **hub)
+        if paths[filename] is None:
             raise FileNotFoundError(
                 f"{source} has no {filename}: write it with `python -m modeling_ade.export DIR{flag}` "
                 "(modeling_ade), or load the model without onnx=..."
             )
-        self.encoder = OnnxEncoder(path, threads=threads)
+        record_path = paths[f"{ONNX_FOLDER}/{EXPORT_RECORD}"]
+        record = {}
+        if record_path:
+            with open(record_path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        if record.get("encoder_sha256") != encoder_fingerprint(self.encoder.state_dict()):
+            raise ValueError(
+                f"{source}: {filename} was exported from other encoder weights than the model's (trained again "
+                f"since?): export it again with `python -m modeling_ade.export DIR{flag}`"
+            )
+        self.encoder = OnnxEncoder(paths[filename], threads=threads)
+        self.float()  # the encoder's output is float32: the heads run in float32 too
         self.eval()
 
     def save_pretrained(self, *args, **kwargs):

@@ -27,6 +27,22 @@ ONNX_FILES = {"fp32": "encoder.onnx", "int8": "encoder_int8.onnx"}
 """The encoder files under ``ONNX_FOLDER``, by variant."""
 
 
+EXPORT_RECORD = "export.json"
+"""Written beside the encoder files: the fingerprint of the encoder weights they were traced from."""
+
+
+def encoder_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over an encoder's weights (names and float32 values, in name order): an export is checked against the
+    weights it is used with, so retraining into the same folder cannot pair new heads with an old encoder."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        digest.update(name.encode())
+        digest.update(state_dict[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def onnx_file(variant: str) -> str:
     """``"fp32"`` / ``"int8"`` -> the path of that encoder file inside a model folder (``onnx/encoder.onnx``)."""
     if variant not in ONNX_FILES:
@@ -89,7 +105,7 @@ class OnnxEncoder(nn.Module):
         return f"path={self.path!r}, run_cost={self.run_cost}"
 
     def _run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        feeds = {name: inputs[name].cpu().numpy() for name in self.input_names}
+        feeds = {name: inputs[name].to("cpu", torch.int64).numpy() for name in self.input_names}
         (hidden,) = self.session.run(["last_hidden_state"], feeds)
         return torch.from_numpy(hidden)
 
