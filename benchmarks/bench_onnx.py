@@ -45,7 +45,9 @@ def exported(folder: Path, work: Path) -> Path:
     from modeling_ade.export import export
 
     target = work / folder.name
-    export(folder, int8=True, output=target)  # again each time: a copy made from older weights is never reused
+    export(
+        folder, int8=True, output=target
+    )  # again each time: a copy made from older weights is never reused
     return target
 
 
