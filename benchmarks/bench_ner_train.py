@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -34,12 +33,11 @@ BATCH_SIZE = 16
 
 def stock(args) -> dict:
     """One epoch of the stock Trainer (run in its own process by ``main``)."""
+    from bench_scale import stock_training_args, train_loop_timer  # the stock runs of BENCHMARKS 5 and 11.3
     from transformers import (
         AutoModelForTokenClassification,
         DataCollatorForTokenClassification,
         Trainer,
-        TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
@@ -66,15 +64,6 @@ def stock(args) -> dict:
     keys = ("input_ids", "attention_mask", "token_type_ids", "labels")
     features = [{k: w.features[k] for k in keys if k in w.features} for w in windows]
 
-    class Timer(TrainerCallback):
-        seconds = None
-
-        def on_train_begin(self, *_, **__):
-            self.started = time.perf_counter()
-
-        def on_train_end(self, *_, **__):
-            self.seconds = time.perf_counter() - self.started
-
     set_seed(42)
     model = AutoModelForTokenClassification.from_pretrained(
         path,
@@ -82,24 +71,11 @@ def stock(args) -> dict:
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
-    timer = Timer()
+    timer = train_loop_timer()
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(
             model=model,
-            args=TrainingArguments(
-                output_dir=scratch,
-                per_device_train_batch_size=BATCH_SIZE,
-                num_train_epochs=1,
-                learning_rate=4e-5,
-                weight_decay=5e-3,
-                report_to=[],
-                save_strategy="no",
-                logging_strategy="no",
-                disable_tqdm=True,
-                use_cpu=True,
-                seed=42,
-                train_sampling_strategy="group_by_length",
-            ),
+            args=stock_training_args(scratch, 4e-5, grouped=True),  # the paper's lr
             train_dataset=features,
             data_collator=DataCollatorForTokenClassification(tokenizer),
             processing_class=tokenizer,

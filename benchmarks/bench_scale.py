@@ -162,14 +162,51 @@ def sampling_kwargs(grouped: bool) -> dict:
     return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
 
 
+def train_loop_timer():
+    """A ``Trainer`` callback whose ``seconds`` is the wall time of the training loop (``on_train_begin`` ->
+    ``on_train_end``)."""
+    from transformers import TrainerCallback
+
+    class Timer(TrainerCallback):
+        seconds = None
+
+        def on_train_begin(self, *_, **__):
+            self.started = time.perf_counter()
+
+        def on_train_end(self, *_, **__):
+            self.seconds = time.perf_counter() - self.started
+
+    return Timer()
+
+
+def stock_training_args(output_dir: str, learning_rate: float, grouped: bool):
+    """The stock runs' ``TrainingArguments``: one epoch, batch 16, CPU, nothing saved or logged, weight decay as
+    ``train.py``'s, length grouping or the default random order."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=BATCH_SIZE,
+        num_train_epochs=1,
+        learning_rate=learning_rate,
+        weight_decay=5e-3,  # as train.py
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=42,
+        **sampling_kwargs(grouped),
+    )
+
+
 def worker_stock(argv: list[str]) -> None:
     """``_stock``: one epoch of stock ``Trainer`` NER training; sentences/s from a timing callback."""
     from transformers import (
         AutoModelForTokenClassification,
         DataCollatorForTokenClassification,
         Trainer,
-        TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
@@ -184,17 +221,6 @@ def worker_stock(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    class Timer(TrainerCallback):
-        """Wall time of the training loop: ``on_train_begin`` -> ``on_train_end``."""
-
-        seconds = None
-
-        def on_train_begin(self, *_, **__):
-            self.started = time.perf_counter()
-
-        def on_train_end(self, *_, **__):
-            self.seconds = time.perf_counter() - self.started
-
     features, tokenizer, config = stock_features(args.model, args.train_sentences)
     set_seed(42)
     model = AutoModelForTokenClassification.from_pretrained(
@@ -204,25 +230,10 @@ def worker_stock(argv: list[str]) -> None:
         label2id=config.label2id,
         **encoder_kwargs(args.num_hidden_layers),
     )
-    training_args = TrainingArguments(
-        output_dir=args.workdir,
-        per_device_train_batch_size=BATCH_SIZE,
-        num_train_epochs=1,
-        learning_rate=LEARNING_RATE,
-        weight_decay=5e-3,  # as train.py ade
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-        dataloader_num_workers=0,
-        seed=42,
-        **sampling_kwargs(args.group_by_length),
-    )
-    timer = Timer()
+    timer = train_loop_timer()
     trainer = Trainer(
         model=model,
-        args=training_args,
+        args=stock_training_args(args.workdir, LEARNING_RATE, args.group_by_length),
         train_dataset=features,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
