@@ -72,6 +72,51 @@ def test_candidate_pairs_are_every_head_tail_type_pair():
     assert pairs.tolist() == [[[1, 0], [2, 0]], [[-1, -1], [-1, -1]]]
 
 
+def test_candidate_pairs_match_a_loop_over_every_pair():
+    generator = torch.Generator().manual_seed(0)
+    candidate_types = torch.tensor([[1, 0], [2, 0], [1, 1]])
+    for _ in range(50):
+        batch, num_entities = torch.randint(0, 5, (2,), generator=generator).tolist()
+        spans = torch.randint(0, 3, (batch, num_entities, 3), generator=generator)
+        counts = torch.randint(0, num_entities + 1, (batch,), generator=generator).tolist()
+        for b, count in enumerate(counts):
+            spans[b, count:] = -1  # padding rows at the end
+        expected = []
+        for b, count in enumerate(counts):
+            types = spans[b, :count, 2].tolist()
+            expected.append(
+                [
+                    [h, t]
+                    for h in range(count)
+                    for t in range(count)
+                    if h != t and [types[h], types[t]] in candidate_types.tolist()
+                ]
+            )
+        width = max((len(rows) for rows in expected), default=0)
+        pairs = candidate_pairs(spans, candidate_types)
+        assert pairs.shape == (batch, width, 2)
+        assert pairs.tolist() == [rows + [[-1, -1]] * (width - len(rows)) for rows in expected]
+
+
+def test_decode_entities_spans_cover_whole_words_and_score_the_word_tags():
+    model = tiny_model()  # O, B-Drug, I-Drug, B-Adverse-Effect, I-Adverse-Effect
+    word_index = torch.tensor([[0, 1, 1, 2, 3, 3, 4, 0], [0, 1, 2, 0, 0, 0, 0, 0]])
+    tags = [[0, 1, 0, 2, 3, 0, 4, 0], [0, 0, 0, 0, 0, 0, 0, 0]]  # at first sub-words: B-Drug I-Drug B-AE I-AE
+    probs = [[0.9, 0.8, 0.5, 0.6, 0.7, 0.9, 0.55, 0.9], [0.9] * 8]  # each above 0.5: the argmax
+    logits = torch.full((2, 8, 5), -30.0)
+    for b in range(2):
+        for t in range(8):  # two labels share the mass
+            logits[b, t, tags[b][t]] = torch.tensor(probs[b][t]).log()
+            logits[b, t, (tags[b][t] + 1) % 5] = torch.tensor(1 - probs[b][t]).log()
+    spans, scores = model.decode_entities(logits, word_index)
+    # entity 1: words 1-2 = tokens 1..3 (word 2 ends at token 3); entity 2: words 3-4 = tokens 4..6
+    assert spans.tolist() == [[[1, 3, 0], [4, 6, 1]], [[-1, -1, -1], [-1, -1, -1]]]
+    assert scores[0].tolist() == pytest.approx([(0.8 + 0.6) / 2, (0.7 + 0.55) / 2], abs=1e-6)
+    assert scores[1].tolist() == [0.0, 0.0]
+    empty_spans, empty_scores = model.decode_entities(logits, torch.zeros_like(word_index))
+    assert empty_spans.shape == (2, 0, 3) and empty_scores.shape == (2, 0)
+
+
 def test_all_pairs_come_from_one_encoder_pass():
     model = tiny_model().eval()
     calls = []

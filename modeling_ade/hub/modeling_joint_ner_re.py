@@ -101,12 +101,15 @@ def candidate_pairs(entity_spans: torch.Tensor, candidate_types: torch.Tensor) -
     tail_ok = (types.unsqueeze(-1) == candidate_types[:, 1]).unsqueeze(1)  # shape: (B, 1, E, K)
     ok = (head_ok & tail_ok).any(-1) & valid.unsqueeze(2) & valid.unsqueeze(1)  # shape: (B, E, E)
     ok &= ~torch.eye(num_entities, dtype=torch.bool, device=ok.device)
-    num_pairs = int(ok.flatten(1).sum(-1).max()) if batch and num_entities else 0
+    counts = ok.flatten(1).sum(-1)  # shape: (B,)
+    num_pairs = int(counts.max()) if batch and num_entities else 0
     pairs = entity_spans.new_full((batch, num_pairs, 2), PAD)
-    for b in range(batch):
-        heads, tails = ok[b].nonzero(as_tuple=True)
-        pairs[b, : heads.numel(), 0] = heads
-        pairs[b, : heads.numel(), 1] = tails
+    # All pairs at once (no per-sentence op, which on a GPU would wait for the device each time): nonzero is
+    # row-major, so each sentence's pairs come in (head, tail) order and its k-th pair goes to slot k.
+    rows, heads, tails = ok.nonzero(as_tuple=True)  # each (N,)
+    slots = torch.arange(rows.numel(), device=ok.device) - (counts.cumsum(0) - counts)[rows]  # shape: (N,)
+    pairs[rows, slots, 0] = heads
+    pairs[rows, slots, 1] = tails
     return pairs
 
 
@@ -259,26 +262,30 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
         probs = ner_logits.float().softmax(-1)  # shape: (B, T, L)
         best_prob, best_tag = probs.max(-1)  # shape: (B, T)
         starts, ends = first_subword_mask(word_index), last_subword_mask(word_index)
-        per_sample = []
-        for b in range(ner_logits.size(0)):
-            word_first = starts[b].nonzero().flatten().tolist()
-            word_last = ends[b].nonzero().flatten().tolist()
-            tags = best_tag[b, word_first].tolist()
-            found = []
+        # One copy to the host, then plain Python over lists: on a GPU every per-sentence or per-entity tensor op
+        # would wait for the device, and on a CPU such small ops cost more than the list work.
+        rows = zip(*(t.tolist() for t in (best_prob, best_tag, starts, ends)))
+        spans_per_sample, scores_per_sample = [], []
+        for prob, tag, start, end in rows:  # one sentence: (T,) lists
+            word_first = [t for t, is_first in enumerate(start) if is_first]
+            word_last = [t for t, is_last in enumerate(end) if is_last]
+            found, scores = [], []
             for first_word, last_word, type_index in decode_bio_entities(
-                tags, self.config.id2label, self.config.entity_types
+                [tag[t] for t in word_first], self.config.id2label, self.config.entity_types
             ):
-                score = best_prob[b, word_first[first_word : last_word + 1]].mean()
-                found.append((word_first[first_word], word_last[last_word], type_index, score))
-            per_sample.append(found)
-        width = max((len(f) for f in per_sample), default=0)
-        spans = torch.full((len(per_sample), width, 3), PAD, dtype=torch.long, device=ner_logits.device)
-        scores = torch.zeros((len(per_sample), width), device=ner_logits.device)
-        for b, found in enumerate(per_sample):
-            for e, (first, last, type_index, score) in enumerate(found):
-                spans[b, e] = torch.tensor([first, last, type_index])
-                scores[b, e] = score
-        return spans, scores
+                found.append([word_first[first_word], word_last[last_word], type_index])
+                word_probs = [prob[t] for t in word_first[first_word : last_word + 1]]
+                scores.append(sum(word_probs) / len(word_probs))
+            spans_per_sample.append(found)
+            scores_per_sample.append(scores)
+        width = max((len(f) for f in spans_per_sample), default=0)
+        spans = torch.tensor(
+            [found + [[PAD] * 3] * (width - len(found)) for found in spans_per_sample], dtype=torch.long
+        ).reshape(len(spans_per_sample), width, 3)
+        scores = torch.tensor(
+            [found + [0.0] * (width - len(found)) for found in scores_per_sample], dtype=torch.float32
+        ).reshape(len(scores_per_sample), width)
+        return spans.to(ner_logits.device), scores.to(ner_logits.device)
 
     def relation_loss(self, relation_logits: torch.Tensor, relation_labels: torch.Tensor) -> torch.Tensor:
         """relation_logits ``(B, P, R)``; relation_labels ``(B, P)`` class ids (softmax cross-entropy) or, with
