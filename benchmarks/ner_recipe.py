@@ -2,7 +2,7 @@
 the final model retrained on train + dev: the runs of BENCHMARKS 10, many at once on one GPU.
 
     python benchmarks/ner_recipe.py --model .cache/models/m3e-small --out runs/bench/ner_recipe \
-        [--parallel 16] [--deadline-minutes 8] [--epochs 10]
+        [--parallel 16] [--deadline-minutes 8] [--epochs 10] [--learning-rate 4e-5] [--plan search|convergence]
 
 1. ``train.py mlm``: the encoder adapted on the text of HealthNER ``train`` (3 epochs, lr 5e-5, batch 32).
 2. One factor at a time from ``base`` (CRF, layer decay 1.0, lr 4e-5, batch 16, --epochs, dev scored after every
@@ -24,6 +24,7 @@ import ast
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -47,8 +48,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", name.split(":")[0].replace("%", "pct")).strip("_")
 
 
-def base_flags(epochs: int) -> list[str]:
-    return ["--layer-decay", "1.0", "--learning-rate", "4e-5", "--epochs", str(epochs), "--eval-every-epoch"]
+def base_flags(epochs: int, learning_rate: str = "4e-5") -> list[str]:
+    return [
+        "--layer-decay",
+        "1.0",
+        "--learning-rate",
+        learning_rate,
+        "--epochs",
+        str(epochs),
+        "--eval-every-epoch",
+    ]
 
 
 def merge(flags: list[str], changes: list[str]) -> list[str]:
@@ -140,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="work folder")
     parser.add_argument("--data-dir", default=None, help="HealthNER folder (default: ../shared/data/...)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of base (default: 10)")
+    parser.add_argument("--learning-rate", default="4e-5", help="learning rate of base (default: 4e-5)")
+    parser.add_argument(
+        "--plan",
+        choices=["search", "convergence"],
+        default="search",
+        help="search: every run above; convergence: only the adaptation and the unadapted / adapted seeds "
+        "1-3 at base (with --learning-rate 1e-4 --epochs 5: the chosen recipe of BENCHMARKS 10.3)",
+    )
     parser.add_argument("--parallel", type=int, default=16, help="runs at once (default: 16)")
     parser.add_argument("--deadline-minutes", type=float, default=8.0, help="stop everything after this")
     parser.add_argument(
@@ -154,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         common += ["--data-dir", args.data_dir]
     quick = ["--max-train-samples", str(args.quick)] if args.quick else []
     ner_common = common + quick + (["--max-eval-samples", str(args.quick)] if args.quick else [])
-    base = base_flags(args.epochs)
+    base = base_flags(args.epochs, args.learning_rate)
 
     def ner(name: str, flags: list[str], model: str = args.model) -> None:
         queue.add(name, ["ner", "--model", model, "--output-dir", str(args.out / name), *ner_common, *flags])
@@ -168,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             *quick,
         ],
     )  # fmt: skip
+    if args.plan == "convergence":
+        return convergence(args, queue, ner, base, adapted)
     ner("base", base)
     for name, changes in FACTORS.items():
         ner(slug(name), merge(base, changes))
@@ -224,6 +243,44 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"| {name} | {last} | {e} ({f:.4f}) | {rest} |")
     print(f"winners over base: {winners}")
+    return 0
+
+
+def convergence(args: argparse.Namespace, queue: Queue, ner, base: list[str], adapted: str) -> int:
+    """Unadapted and adapted encoder, seeds 1-3 each, at ``base``; prints dev micro F1 per epoch, mean ± sd."""
+    for seed in (1, 2, 3):
+        ner(f"unadapted_seed{seed}", merge(base, ["--seed", str(seed)]))
+    queue.poll()
+    queue.wait(["mlm"])
+    for seed in (1, 2, 3):
+        ner(f"adapted_seed{seed}", merge(base, ["--seed", str(seed)]), model=adapted)
+    names = [f"{k}_seed{s}" for k in ("unadapted", "adapted") for s in (1, 2, 3)]
+    queue.wait(names)
+    results = {name: result(args.out, name) for name in names}
+    (args.out / "results.json").write_text(
+        json.dumps({"runs": results, "seconds": queue.seconds}, indent=1) + "\n"
+    )
+    print(
+        "| epoch | unadapted (seeds 1 / 2 / 3) | mean ± sd | adapted (seeds 1 / 2 / 3) | mean ± sd | gain |"
+    )
+    print("|---|---|---|---|---|---|")
+    for epoch in range(1, args.epochs + 1):
+        cells = []
+        for kind in ("unadapted", "adapted"):
+            scores = [
+                h["eval_ner_f1_micro"]
+                for s in (1, 2, 3)
+                for h in results[f"{kind}_seed{s}"]["history"]
+                if h.get("epoch") == epoch and "eval_ner_f1_micro" in h
+            ]
+            spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            cells.append(
+                (" / ".join(f"{x:.4f}" for x in scores), statistics.mean(scores) if scores else None, spread)
+            )
+        (u, um, us), (a, am, asd) = cells
+        gain = f"{100 * (am - um):+.1f}" if um is not None and am is not None else ""
+        fmt = lambda m, sd: "" if m is None else f"{m:.4f} ± {sd:.4f}"  # noqa: E731
+        print(f"| {epoch} | {u} | {fmt(um, us)} | {a} | {fmt(am, asd)} | {gain} |")
     return 0
 
 
