@@ -37,7 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256, help="sentences per batch (default: 256)")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes over all batches (default: 5)")
     parser.add_argument("--code-from", help="checkout whose modeling_ade is timed (default: this one)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not (Path(args.model) / "config.json").is_file():
+        parser.error(f"--model {args.model}: no config.json there (a saved joint model folder is needed)")
+    if not Path(args.data).is_file():
+        parser.error(f"--data {args.data}: no such file")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -265,7 +265,7 @@ def convergence(args: argparse.Namespace, queue: Queue, ner, base: list[str], ad
     )
     print("|---|---|---|---|---|---|")
     for epoch in range(1, args.epochs + 1):
-        cells = []
+        row, means = [str(epoch)], []
         for kind in ("unadapted", "adapted"):
             scores = [
                 h["eval_ner_f1_micro"]
@@ -273,14 +273,14 @@ def convergence(args: argparse.Namespace, queue: Queue, ner, base: list[str], ad
                 for h in results[f"{kind}_seed{s}"]["history"]
                 if h.get("epoch") == epoch and "eval_ner_f1_micro" in h
             ]
+            means.append(statistics.mean(scores) if scores else None)
             spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
-            cells.append(
-                (" / ".join(f"{x:.4f}" for x in scores), statistics.mean(scores) if scores else None, spread)
-            )
-        (u, um, us), (a, am, asd) = cells
-        gain = f"{100 * (am - um):+.1f}" if um is not None and am is not None else ""
-        fmt = lambda m, sd: "" if m is None else f"{m:.4f} ± {sd:.4f}"  # noqa: E731
-        print(f"| {epoch} | {u} | {fmt(um, us)} | {a} | {fmt(am, asd)} | {gain} |")
+            row += [
+                " / ".join(f"{x:.4f}" for x in scores),
+                f"{means[-1]:.4f} ± {spread:.4f}" if scores else "",
+            ]
+        row.append(f"{100 * (means[1] - means[0]):+.1f}" if None not in means else "")
+        print("| " + " | ".join(row) + " |")
     return 0
 
 
