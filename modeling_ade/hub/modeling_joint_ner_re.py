@@ -283,7 +283,7 @@ class JointNerReForAdeExtraction(JointNerRePreTrainedModel):
             [found + [[PAD] * 3] * (width - len(found)) for found in spans_per_sample], dtype=torch.long
         ).reshape(len(spans_per_sample), width, 3)
         scores = torch.tensor(
-            [scores + [0.0] * (width - len(scores)) for scores in scores_per_sample], dtype=torch.float32
+            [row + [0.0] * (width - len(row)) for row in scores_per_sample], dtype=torch.float32
         ).reshape(len(scores_per_sample), width)
         return spans.to(ner_logits.device), scores.to(ner_logits.device)
 
